@@ -1,0 +1,3 @@
+"""paymux: a payment orchestration gateway."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,215 @@
+"""The connector interface: one typed async contract every PSP adapter implements.
+
+A connector is a stateless adapter. It turns paymux's normalized requests into one PSP's wire
+format and that PSP's answers (or silence) into a normalized ``ConnectorResult``. Flow, retries and
+persistence belong to the gateway. A connector never raises for anything a PSP can send or fail to
+send: garbage, HTML, truncated JSON, 5xx, timeouts and resets become a ``technical`` result with the
+raw detail kept.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar, Mapping
+
+import msgspec
+
+from paymux.outcomes import AttemptStatus, DeclineClass
+
+
+class CardDetails:
+    """A revealed card on its way out to a PSP. Lives in memory for one request only.
+
+    Not a msgspec Struct on purpose: its repr, str and any error built from it show the masked
+    number only, never the PAN or CVC.
+    """
+
+    __slots__ = ("number", "exp_month", "exp_year", "cvc", "holder_name")
+
+    def __init__(
+        self,
+        number: str,
+        exp_month: int,
+        exp_year: int,
+        cvc: str | None = None,
+        holder_name: str | None = None,
+    ) -> None:
+        self.number = number
+        self.exp_month = exp_month
+        self.exp_year = exp_year
+        self.cvc = cvc
+        self.holder_name = holder_name
+
+    def masked(self) -> str:
+        n = self.number
+        return n[:6] + "*" * max(len(n) - 10, 0) + n[-4:] if len(n) >= 10 else "*" * len(n)
+
+    def __repr__(self) -> str:
+        return f"CardDetails({self.masked()}, exp={self.exp_month:02d}/{self.exp_year})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:  # never pickle a PAN into a cache or a queue
+        raise TypeError("CardDetails cannot be pickled")
+
+
+class Capabilities(msgspec.Struct, frozen=True):
+    """What a connector supports; the router filters candidates on it before ordering them."""
+
+    payment_methods: frozenset[str] = frozenset({"card"})
+    brands: frozenset[str] | None = None  # None: any brand
+    currencies: frozenset[str] | None = None  # None: any ISO 4217 currency
+    countries: frozenset[str] | None = None  # issuer/billing countries; None: any
+    partial_capture: bool = True
+    multiple_refunds: bool = True
+    three_ds: bool = False
+
+    def supports(self, *, method: str, brand: str | None, currency: str, country: str | None) -> bool:
+        if method not in self.payment_methods:
+            return False
+        if self.currencies is not None and currency not in self.currencies:
+            return False
+        if brand is not None and self.brands is not None and brand not in self.brands:
+            return False
+        if country is not None and self.countries is not None and country not in self.countries:
+            return False
+        return True
+
+
+class ConnectorConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """One configured PSP account. Secrets come from config or environment, never from code."""
+
+    name: str  # the instance name used in routing ("stripe_eu")
+    kind: str  # the connector plugin ("stripe", "adyen", "checkout", or a third party's)
+    base_url: str  # e.g. "https://api.stripe.com" or the sandbox's "http://127.0.0.1:8090/stripe"
+    api_key: str = msgspec.field(default="")
+    merchant_account: str | None = None  # Adyen merchantAccount, Checkout.com processing channel
+    webhook_secret: str | None = None
+    timeout_s: float = 8.0  # total per PSP call
+    connect_timeout_s: float = 2.0
+    max_connections: int = 100
+    extra: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"ConnectorConfig(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
+
+
+class AuthorizeRequest(msgspec.Struct, frozen=True, kw_only=True):
+    reference: str  # paymux's per-attempt reference: the PSP's idempotency key and merchant ref
+    payment_id: str
+    amount: int  # minor units
+    currency: str
+    card: CardDetails
+    capture: bool  # True: automatic capture; False: authorize only
+    merchant_reference: str | None = None  # the merchant's order id
+    billing_country: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class CaptureRequest(msgspec.Struct, frozen=True, kw_only=True):
+    reference: str  # idempotency key of this capture
+    connector_reference: str  # the PSP's id of the authorization
+    amount: int
+    currency: str
+
+
+class VoidRequest(msgspec.Struct, frozen=True, kw_only=True):
+    reference: str
+    connector_reference: str
+    amount: int  # the authorized amount (Adyen and Checkout.com want it on some calls)
+    currency: str
+
+
+class RefundRequest(msgspec.Struct, frozen=True, kw_only=True):
+    reference: str
+    connector_reference: str
+    amount: int
+    currency: str
+
+
+class SyncRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Find an attempt by paymux's own reference, for an answer that never arrived."""
+
+    reference: str  # the attempt's reference sent on authorize
+    connector_reference: str | None = None  # if we did learn the PSP's id, look it up directly
+    amount: int | None = None
+    currency: str | None = None
+
+
+class ConnectorResult(msgspec.Struct, kw_only=True):
+    """The normalized outcome of one PSP call."""
+
+    status: AttemptStatus
+    connector_reference: str | None = None  # the PSP's id (pi_..., pspReference, pay_...)
+    amount: int | None = None  # amount the PSP says it authorized/captured/refunded
+    raw_code: str | None = None  # the PSP's own code, as sent (decline_code, refusalReasonCode, ...)
+    raw_message: str | None = None
+    normalized_code: str | None = None  # paymux's code (e.g. "insufficient_funds")
+    decline_class: DeclineClass | None = None
+    advice_code: str | None = None  # network advice (e.g. Mastercard 03 "do not try again")
+    http_status: int | None = None
+    latency_ms: float = 0.0
+    # True when the request may have reached the PSP and we do not know what it did (timeout after
+    # sending, reset, 5xx): the gateway must sync before going anywhere else.
+    ambiguous: bool = False
+    detail: str | None = None  # scrubbed raw detail (truncated body, exception text)
+
+
+class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
+    connector_reference: str
+    reference: str | None  # our attempt reference, when the PSP echoes it
+    event_type: str  # the PSP's own event name
+    status: AttemptStatus
+    amount: int | None = None
+    raw_code: str | None = None
+
+
+class WebhookError(ValueError):
+    """A webhook that fails authentication or cannot be parsed."""
+
+
+class Connector(abc.ABC):
+    """One PSP adapter. Subclasses declare ``kind`` and ``capabilities`` and implement the calls.
+
+    Instances own one pooled aiohttp ClientSession (created in ``start``, closed in ``close``).
+    """
+
+    kind: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: ConnectorConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def start(self) -> None:
+        """Open the pooled HTTP session. Called once before the first request."""
+
+    async def close(self) -> None:
+        """Close the pooled HTTP session."""
+
+    @abc.abstractmethod
+    async def authorize(self, request: AuthorizeRequest) -> ConnectorResult: ...
+
+    @abc.abstractmethod
+    async def capture(self, request: CaptureRequest) -> ConnectorResult: ...
+
+    @abc.abstractmethod
+    async def void(self, request: VoidRequest) -> ConnectorResult: ...
+
+    @abc.abstractmethod
+    async def refund(self, request: RefundRequest) -> ConnectorResult: ...
+
+    @abc.abstractmethod
+    async def sync(self, request: SyncRequest) -> ConnectorResult:
+        """The attempt's current status at the PSP, or NOT_FOUND if it never got there."""
+
+    @abc.abstractmethod
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]: ...
+
+    @abc.abstractmethod
+    def map_error(self, raw_code: str | None) -> tuple[str, DeclineClass]:
+        """The normalized code and decline class for one of this PSP's raw codes."""
