@@ -1,0 +1,103 @@
+"""Assemble the gateway application: store, vault, connectors, router, policy, routes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from importlib.metadata import entry_points
+
+from aiohttp import web
+
+from paymux import _core
+from paymux.connectors.registry import create_connector
+from paymux.failover.policy import DefaultPolicy, FailoverPolicy
+from paymux.gateway.config import GatewayConfig, Secrets
+from paymux.gateway.http import (
+    HASH_KEY,
+    IDEMPOTENCY_TTL,
+    KEY_CACHE,
+    SERVICE,
+    STORE,
+    add_routes,
+    request_context,
+)
+from paymux.gateway.payments import PaymentService
+from paymux.gateway.routing import Router
+from paymux.ids import new_id
+from paymux.logs import log
+from paymux.store.base import ApiKey, Merchant, Store
+from paymux.store.sqlite import SqliteStore
+
+
+def hash_api_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_api_key_secret(mode: str = "test") -> str:
+    return f"sk_{mode}_{secrets.token_urlsafe(24)}"
+
+
+async def register_api_key(store: Store, merchant_id: str, secret: str) -> ApiKey:
+    mode = "live" if secret.startswith("sk_live_") else "test"
+    key = ApiKey(
+        id=new_id("key"),
+        merchant_id=merchant_id,
+        key_hash=hash_api_key(secret),
+        prefix=secret[:12],
+        mode=mode,
+        created_at=time.time(),
+    )
+    await store.add_api_key(key)
+    return key
+
+
+def open_store(config: GatewayConfig) -> Store:
+    if config.storage.backend != "sqlite":
+        raise ValueError(f"unknown storage backend {config.storage.backend!r}")
+    return SqliteStore(config.storage.path)
+
+
+def load_policy(name: str = "default") -> FailoverPolicy:
+    for ep in entry_points(group="paymux.policies"):
+        if ep.name == name:
+            return ep.load()()
+    return DefaultPolicy()
+
+
+def build_gateway(config: GatewayConfig, keys: Secrets, store: Store | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[request_context], client_max_size=config.server.max_body_bytes
+    )
+    store = store or open_store(config)
+    vault = _core.Vault(keys.vault_keys, keys.fingerprint_key)
+    connectors = {c.name: create_connector(c.to_connector_config()) for c in config.connectors}
+    router = Router(connectors, config.routing.default_order)
+    service = PaymentService(config, store, vault, connectors, router, load_policy())
+    app[STORE] = store
+    app[SERVICE] = service
+    app[HASH_KEY] = keys.hash_key
+    app[KEY_CACHE] = {}
+    app[IDEMPOTENCY_TTL] = config.payments.idempotency_ttl_s
+    add_routes(app)
+
+    async def startup(app: web.Application) -> None:
+        await store.open()
+        for connector in connectors.values():
+            await connector.start()
+        if config.demo is not None and config.demo.api_key:
+            await store.ensure_merchant(
+                Merchant(id=config.demo.merchant_id, name="Demo merchant", created_at=time.time())
+            )
+            await register_api_key(store, config.demo.merchant_id, config.demo.api_key)
+        recovered = await service.recover()
+        log("gateway_started", connectors=sorted(connectors), recovered_attempts=recovered)
+
+    async def cleanup(app: web.Application) -> None:
+        for connector in connectors.values():
+            await connector.close()
+        await store.close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    return app

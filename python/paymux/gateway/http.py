@@ -1,0 +1,330 @@
+"""The HTTP layer: routes, authentication, idempotency, error rendering and the wide log line.
+
+Handlers stay thin: decode the body into a Struct, call the PaymentService, encode the answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from paymux.gateway import schemas
+from paymux.gateway.errors import ApiError, ErrorEnvelope, from_validation, invalid
+from paymux.gateway.payments import PaymentService
+from paymux.logs import log, request_id_var
+from paymux.store.base import IdempotencyState, PaymentFilter, PaymentStatus, Store
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SERVICE: web.AppKey[PaymentService] = web.AppKey("service", PaymentService)
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+HASH_KEY: web.AppKey[bytes] = web.AppKey("hash_key", bytes)
+KEY_CACHE: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("key_cache", dict)
+IDEMPOTENCY_TTL: web.AppKey[float] = web.AppKey("idempotency_ttl", float)
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+_KEY_CACHE_TTL_S = 30.0
+_MAX_IDEMPOTENCY_KEY = 255
+
+
+def encode_body(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=encode_body(value), content_type="application/json", headers=headers
+    )
+
+
+def error_response(exc: ApiError) -> web.Response:
+    return json_response(exc.status, ErrorEnvelope(error=exc.body))
+
+
+async def decode(request: web.Request, cls: type[Any], allow_empty: bool = False) -> Any:
+    body = await request.read()
+    if not body.strip():
+        if allow_empty:
+            return cls()
+        raise invalid("body_missing", "The request body is empty; send a JSON object")
+    ctype = request.content_type
+    if ctype not in ("application/json", "application/octet-stream") and not ctype.endswith("+json"):
+        raise invalid(
+            "unsupported_media_type",
+            f"Content-Type must be application/json, got {ctype or 'none'}",
+            status=415,
+        )
+    decoder = _decoders.get(cls)
+    if decoder is None:
+        decoder = _decoders[cls] = msgspec.json.Decoder(cls)
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise from_validation(exc) from None
+    except msgspec.DecodeError:
+        raise invalid("invalid_json", "The request body is not valid JSON") from None
+
+
+# -- middlewares ------------------------------------------------------------------------------
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, error rendering, and one wide log line per request."""
+    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    if len(rid) > 64 or not rid.replace("-", "").isalnum():
+        rid = uuid.uuid4().hex
+    token = request_id_var.set(rid)
+    started = time.perf_counter()
+    try:
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = error_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            response = error_response(invalid("body_too_large", "The request body is too large",
+                                              status=413))
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+            response = error_response(invalid(code, exc.reason, status=exc.status))
+        except Exception as exc:  # noqa: BLE001 - a bug must not leak a stack trace to the client
+            log("unhandled_error", logging.ERROR, error_type=type(exc).__name__,
+                path=request.path)
+            response = error_response(ApiError(500, "api_error", "internal_error",
+                                               "An internal error occurred"))
+        response.headers["X-Request-Id"] = rid
+        log(
+            "request",
+            method=request.method,
+            path=request.match_info.route.resource.canonical
+            if request.match_info.route.resource is not None
+            else request.path,
+            status=response.status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            merchant_id=request.get("merchant_id"),
+            idempotency_replayed=response.headers.get("Idempotent-Replayed") == "true" or None,
+        )
+        return response
+    finally:
+        request_id_var.reset(token)
+
+
+async def authenticate(request: web.Request) -> str:
+    """The merchant id behind the request's secret key. Keys are compared by SHA-256 hash."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise ApiError(401, "authentication_error", "api_key_missing",
+                       "Send your secret key as `Authorization: Bearer sk_...`")
+    key_hash = hashlib.sha256(secret.strip().encode()).hexdigest()
+    cache = request.app[KEY_CACHE]
+    hit = cache.get(key_hash)
+    now = time.monotonic()
+    if hit is not None and hit[1] > now:
+        merchant_id = hit[0]
+    else:
+        key = await request.app[STORE].find_api_key(key_hash)
+        if key is None:
+            raise ApiError(401, "authentication_error", "api_key_invalid", "Invalid API key")
+        merchant_id = key.merchant_id
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key_hash] = (merchant_id, now + _KEY_CACHE_TTL_S)
+    request["merchant_id"] = merchant_id
+    return merchant_id
+
+
+def _request_hash(app: web.Application, request: web.Request, body: bytes) -> str:
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    except orjson.JSONDecodeError:
+        canonical = body
+    # Keyed: the body may carry a card number, and an unkeyed hash of a PAN can be brute-forced.
+    mac = hmac.new(app[HASH_KEY], request.method.encode() + b" " + request.path.encode() + b"\n",
+                   hashlib.sha256)
+    mac.update(canonical)
+    return mac.hexdigest()
+
+
+def idempotent(handler: Handler) -> Handler:
+    """Stripe's Idempotency-Key semantics for a POST handler that has authenticated already."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        merchant_id = await authenticate(request)
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return await handler(request)
+        if not key or len(key) > _MAX_IDEMPOTENCY_KEY:
+            raise invalid("idempotency_key_invalid",
+                          f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters",
+                          "Idempotency-Key")
+        app = request.app
+        store = app[STORE]
+        body = await request.read()
+        state, record = await store.begin_idempotent(
+            merchant_id, key, _request_hash(app, request, body), time.time(), app[IDEMPOTENCY_TTL]
+        )
+        if state is IdempotencyState.MISMATCH:
+            raise ApiError(422, "idempotency_error", "idempotency_key_reused",
+                           "This Idempotency-Key was used with different parameters")
+        if state is IdempotencyState.IN_PROGRESS:
+            raise ApiError(409, "idempotency_error", "idempotency_key_in_use",
+                           "A request with this Idempotency-Key is still being processed")
+        if state is IdempotencyState.COMPLETED:
+            assert record is not None and record.response_status is not None
+            return web.Response(
+                status=record.response_status, body=record.response_body,
+                content_type="application/json", headers={"Idempotent-Replayed": "true"},
+            )
+        request["idempotency_key"] = key
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            response = error_response(exc)
+        except BaseException:
+            # An unexpected failure: free the key if nothing was created, so the client can retry;
+            # if a payment exists, crash recovery completes the record from the payment's state.
+            await store.release_idempotent(merchant_id, key)
+            raise
+        assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+        await store.complete_idempotent(merchant_id, key, response.status, response.body)
+        return response
+
+    return wrapper
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+def _service(request: web.Request) -> PaymentService:
+    return request.app[SERVICE]
+
+
+@idempotent
+async def create_payment(request: web.Request) -> web.StreamResponse:
+    body = await decode(request, schemas.CreatePayment)
+    status, view = await _service(request).create_payment(
+        request["merchant_id"], body, request.get("idempotency_key")
+    )
+    return json_response(status, view)
+
+
+async def get_payment(request: web.Request) -> web.StreamResponse:
+    merchant_id = await authenticate(request)
+    status, view = await _service(request).get_payment(merchant_id, request.match_info["id"])
+    return json_response(status, view)
+
+
+def _float_param(request: web.Request, name: str) -> float | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid("parameter_invalid", f"{name} must be a unix timestamp", name) from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise invalid("parameter_invalid", f"{name} must be a unix timestamp", name)
+    return value
+
+
+async def list_payments(request: web.Request) -> web.StreamResponse:
+    merchant_id = await authenticate(request)
+    q = request.query
+    try:
+        limit = int(q.get("limit", "20"))
+    except ValueError:
+        raise invalid("parameter_invalid", "limit must be an integer", "limit") from None
+    if not 1 <= limit <= 100:
+        raise invalid("parameter_invalid", "limit must be between 1 and 100", "limit")
+    status = q.get("status")
+    if status is not None and status not in {s.value for s in PaymentStatus}:
+        raise invalid("parameter_invalid", f"Unknown status {status!r}", "status")
+    flt = PaymentFilter(
+        status=status,
+        connector=q.get("connector"),
+        created_gte=_float_param(request, "created[gte]"),
+        created_lt=_float_param(request, "created[lt]"),
+        starting_after=q.get("starting_after"),
+        limit=limit,
+    )
+    status_code, view = await _service(request).list_payments(merchant_id, flt)
+    return json_response(status_code, view)
+
+
+@idempotent
+async def capture_payment(request: web.Request) -> web.StreamResponse:
+    body = await decode(request, schemas.CapturePayment, allow_empty=True)
+    status, view = await _service(request).capture(
+        request["merchant_id"], request.match_info["id"], body
+    )
+    return json_response(status, view)
+
+
+@idempotent
+async def cancel_payment(request: web.Request) -> web.StreamResponse:
+    await decode(request, schemas.CancelPayment, allow_empty=True)
+    status, view = await _service(request).cancel(request["merchant_id"], request.match_info["id"])
+    return json_response(status, view)
+
+
+@idempotent
+async def create_refund(request: web.Request) -> web.StreamResponse:
+    body = await decode(request, schemas.CreateRefund)
+    status, view = await _service(request).create_refund(request["merchant_id"], body)
+    return json_response(status, view)
+
+
+async def get_refund(request: web.Request) -> web.StreamResponse:
+    merchant_id = await authenticate(request)
+    status, view = await _service(request).get_refund(merchant_id, request.match_info["id"])
+    return json_response(status, view)
+
+
+@idempotent
+async def create_token(request: web.Request) -> web.StreamResponse:
+    body = await decode(request, schemas.CreateToken)
+    status, view = await _service(request).create_token(request["merchant_id"], body)
+    return json_response(status, view)
+
+
+async def delete_token(request: web.Request) -> web.StreamResponse:
+    merchant_id = await authenticate(request)
+    status, view = await _service(request).delete_token(merchant_id, request.match_info["id"])
+    return json_response(status, view)
+
+
+async def health(request: web.Request) -> web.StreamResponse:
+    return json_response(200, {"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    from paymux.gateway.openapi import openapi_document
+
+    return json_response(200, openapi_document())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_post("/v1/payments", create_payment)
+    app.router.add_get("/v1/payments", list_payments)
+    app.router.add_get("/v1/payments/{id}", get_payment)
+    app.router.add_post("/v1/payments/{id}/capture", capture_payment)
+    app.router.add_post("/v1/payments/{id}/cancel", cancel_payment)
+    app.router.add_post("/v1/refunds", create_refund)
+    app.router.add_get("/v1/refunds/{id}", get_refund)
+    app.router.add_post("/v1/tokens", create_token)
+    app.router.add_delete("/v1/tokens/{id}", delete_token)

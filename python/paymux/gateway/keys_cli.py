@@ -1,0 +1,46 @@
+"""`paymux keys create --merchant M`: make a merchant's secret key, shown once, stored hashed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from paymux.gateway.app import new_api_key_secret, open_store, register_api_key
+from paymux.gateway.config import ConfigError, load_config
+from paymux.store.base import Merchant
+
+
+async def create(config_path: str | None, merchant_id: str, mode: str) -> str:
+    config = load_config(config_path)
+    store = open_store(config)
+    await store.open()
+    try:
+        await store.ensure_merchant(Merchant(id=merchant_id, name=merchant_id, created_at=time.time()))
+        secret = new_api_key_secret(mode)
+        await register_api_key(store, merchant_id, secret)
+        return secret
+    finally:
+        await store.close()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="paymux keys", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    c = sub.add_parser("create", help="create a secret key for a merchant (created if new)")
+    c.add_argument("--merchant", required=True)
+    c.add_argument("--mode", choices=["test", "live"], default="test")
+    c.add_argument("--config")
+    args = parser.parse_args(argv)
+    if not args.merchant.replace("_", "").replace("-", "").isalnum() or len(args.merchant) > 64:
+        print("paymux keys: --merchant must be letters, digits, - or _ (64 at most)", file=sys.stderr)
+        return 2
+    try:
+        secret = asyncio.run(create(args.config, args.merchant, args.mode))
+    except ConfigError as exc:
+        print(f"paymux keys: {exc}", file=sys.stderr)
+        return 2
+    print(secret)
+    print("Store this key now: paymux keeps only its hash and cannot show it again.", file=sys.stderr)
+    return 0

@@ -1,0 +1,104 @@
+"""`paymux serve`: run the gateway on uvloop, in one process or several sharing the port."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+
+import uvloop
+from aiohttp import web
+
+from paymux import logs
+from paymux.gateway.app import build_gateway
+from paymux.gateway.config import ConfigError, GatewayConfig, load_config, load_secrets
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="paymux serve", description=__doc__)
+    parser.add_argument("--config", help="TOML file (see examples/paymux.toml)")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--workers", type=int, help="worker processes sharing the port")
+    return parser.parse_args(argv)
+
+
+def apply_args(config: GatewayConfig, args: argparse.Namespace) -> GatewayConfig:
+    if args.host:
+        config.server.host = args.host
+    if args.port is not None:
+        config.server.port = args.port
+    if args.workers is not None:
+        config.server.workers = args.workers
+    return config
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve_forever(config: GatewayConfig, sock: socket.socket) -> None:
+    app = build_gateway(config, load_secrets(config.vault))
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.SockSite(runner, sock)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def _worker(config: GatewayConfig) -> None:
+    # Each worker binds its own SO_REUSEPORT socket: the kernel spreads connections across them.
+    logs.configure(config.server.log_level)
+    uvloop.run(serve_forever(config, _bind(config.server.host, config.server.port)))
+
+
+def run(config: GatewayConfig) -> int:
+    logs.configure(config.server.log_level)
+    os.makedirs(os.path.dirname(config.storage.path) or ".", exist_ok=True)
+    load_secrets(config.vault)  # create the key file once, before workers race to do it
+    print(f"paymux gateway on http://{config.server.host}:{config.server.port} "
+          f"({config.server.workers} worker(s))", file=sys.stderr, flush=True)
+    if config.server.workers <= 1:
+        _worker(config)
+        return 0
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_worker, args=(config,), daemon=False)
+             for _ in range(config.server.workers)]
+    for p in procs:
+        p.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.pid is not None:
+                os.kill(p.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        config = apply_args(load_config(args.config), args)
+    except ConfigError as exc:
+        print(f"paymux serve: {exc}", file=sys.stderr)
+        return 2
+    return run(config)

@@ -1,0 +1,285 @@
+"""The async store interface and the records it keeps. Callers never know which backend they have.
+
+Every state change of a payment is written together with its event row (the outbox) in one
+transaction, and an attempt row is written before its PSP call starts, so a crash never leaves a
+charge that paymux has no record of.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from typing import Any
+
+import msgspec
+
+
+class PaymentStatus(enum.StrEnum):
+    PROCESSING = "processing"
+    REQUIRES_ACTION = "requires_action"
+    REQUIRES_CAPTURE = "requires_capture"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class Merchant(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    created_at: float
+
+
+class ApiKey(msgspec.Struct, kw_only=True):
+    id: str
+    merchant_id: str
+    key_hash: str  # SHA-256 of the full secret; the secret itself is never stored
+    prefix: str  # enough to recognise a key in a list ("sk_test_4f9a")
+    mode: str  # "test" or "live"
+    created_at: float
+    revoked_at: float | None = None
+
+
+class TokenRecord(msgspec.Struct, kw_only=True):
+    id: str
+    merchant_id: str
+    fingerprint: str
+    ciphertext: bytes  # AES-256-GCM, bound to merchant, token id and key version
+    key_version: int
+    brand: str
+    bin: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    created_at: float
+    deleted_at: float | None = None
+
+
+class PaymentRecord(msgspec.Struct, kw_only=True):
+    id: str
+    merchant_id: str
+    status: str
+    amount: int
+    currency: str
+    capture_method: str
+    amount_capturable: int = 0
+    amount_received: int = 0
+    amount_refunded: int = 0
+    connector: str | None = None
+    connector_reference: str | None = None
+    token_id: str | None = None
+    card_brand: str | None = None
+    card_bin: str | None = None
+    card_last4: str | None = None
+    card_exp_month: int | None = None
+    card_exp_year: int | None = None
+    billing_country: str | None = None
+    reference: str | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    routing: dict[str, Any] | None = None  # the routing decision (rule, strategy, order)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class AttemptRecord(msgspec.Struct, kw_only=True):
+    id: str
+    payment_id: str
+    merchant_id: str
+    seq: int  # 1 for the first attempt of a payment, 2 for the first cascade, ...
+    connector: str
+    reference: str  # our per-attempt reference: the PSP's idempotency key
+    status: str  # an AttemptStatus; "started" until the PSP answered
+    amount: int
+    currency: str
+    connector_reference: str | None = None
+    raw_code: str | None = None
+    raw_message: str | None = None
+    normalized_code: str | None = None
+    decline_class: str | None = None
+    advice_code: str | None = None
+    latency_ms: float | None = None
+    ambiguous: bool = False
+    next_action: str | None = None  # why the next attempt was (or was not) tried
+    fee: int | None = None  # estimated PSP fee in minor units
+    card_brand: str | None = None
+    card_bin: str | None = None
+    billing_country: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class RefundRecord(msgspec.Struct, kw_only=True):
+    id: str
+    payment_id: str
+    merchant_id: str
+    amount: int
+    currency: str
+    status: str  # pending, succeeded, failed
+    connector: str
+    reference: str  # idempotency key sent to the PSP
+    connector_reference: str | None = None
+    raw_code: str | None = None
+    reason: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+class EventRecord(msgspec.Struct, kw_only=True):
+    payment_id: str
+    merchant_id: str
+    type: str  # payment.created, attempt.started, attempt.finished, payment.captured, ...
+    from_status: str | None = None
+    to_status: str | None = None
+    attempt_id: str | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    created_at: float = 0.0
+    id: int | None = None
+
+
+class IdempotencyState(enum.StrEnum):
+    NEW = "new"  # this request owns the key now
+    IN_PROGRESS = "in_progress"  # another request with this key is running
+    MISMATCH = "mismatch"  # the key was used with different parameters
+    COMPLETED = "completed"  # replay the stored response
+
+
+class IdempotencyRecord(msgspec.Struct, kw_only=True):
+    merchant_id: str
+    key: str
+    request_hash: str
+    status: str  # in_progress or completed
+    created_at: float
+    response_status: int | None = None
+    response_body: bytes | None = None
+    payment_id: str | None = None
+
+
+class PaymentFilter(msgspec.Struct, kw_only=True):
+    status: str | None = None
+    connector: str | None = None
+    created_gte: float | None = None
+    created_lt: float | None = None
+    starting_after: str | None = None  # cursor: the last id of the previous page
+    limit: int = 20
+
+
+class Conflict(Exception):
+    """A conditional write found the row in another state than the caller expected."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Store(abc.ABC):
+    """Persistence for the gateway. Every method is a coroutine; writes are atomic per call."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # merchants and keys
+    @abc.abstractmethod
+    async def ensure_merchant(self, merchant: Merchant) -> None: ...
+
+    @abc.abstractmethod
+    async def get_merchant(self, merchant_id: str) -> Merchant | None: ...
+
+    @abc.abstractmethod
+    async def add_api_key(self, key: ApiKey) -> None: ...
+
+    @abc.abstractmethod
+    async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+
+    # tokens
+    @abc.abstractmethod
+    async def insert_token(self, token: TokenRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def get_token(self, merchant_id: str, token_id: str) -> TokenRecord | None: ...
+
+    @abc.abstractmethod
+    async def delete_token(self, merchant_id: str, token_id: str, now: float) -> bool: ...
+
+    # idempotency
+    @abc.abstractmethod
+    async def begin_idempotent(
+        self, merchant_id: str, key: str, request_hash: str, now: float, ttl_s: float
+    ) -> tuple[IdempotencyState, IdempotencyRecord | None]: ...
+
+    @abc.abstractmethod
+    async def complete_idempotent(
+        self, merchant_id: str, key: str, status: int, body: bytes
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def release_idempotent(self, merchant_id: str, key: str) -> None:
+        """Forget an in-progress key whose request did nothing (so the client may retry)."""
+
+    # payments and attempts
+    @abc.abstractmethod
+    async def create_payment(
+        self,
+        payment: PaymentRecord,
+        token: TokenRecord | None,
+        events: list[EventRecord],
+        idempotency_key: str | None,
+    ) -> None:
+        """Insert the payment (and the token it vaulted) and tie it to the idempotency key."""
+
+    @abc.abstractmethod
+    async def start_attempt(self, attempt: AttemptRecord, event: EventRecord) -> None:
+        """Persist an attempt before its PSP call goes out."""
+
+    @abc.abstractmethod
+    async def finish_attempt(
+        self,
+        attempt: AttemptRecord,
+        payment: PaymentRecord | None,
+        events: list[EventRecord],
+    ) -> None:
+        """Record the attempt's outcome, and the payment's new state if it changed."""
+
+    @abc.abstractmethod
+    async def transition_payment(
+        self,
+        payment: PaymentRecord,
+        expected_status: tuple[str, ...],
+        events: list[EventRecord],
+    ) -> None:
+        """Write the payment if its stored status is one of ``expected_status``; else Conflict."""
+
+    @abc.abstractmethod
+    async def get_payment(self, merchant_id: str, payment_id: str) -> PaymentRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_payments(self, merchant_id: str, flt: PaymentFilter) -> list[PaymentRecord]: ...
+
+    @abc.abstractmethod
+    async def list_attempts(self, payment_id: str) -> list[AttemptRecord]: ...
+
+    @abc.abstractmethod
+    async def list_events(self, payment_id: str) -> list[EventRecord]: ...
+
+    @abc.abstractmethod
+    async def unfinished_attempts(self) -> list[AttemptRecord]:
+        """Attempts persisted as started whose PSP answer never arrived (crash recovery)."""
+
+    # refunds
+    @abc.abstractmethod
+    async def reserve_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
+        """Insert a pending refund if the captured amount still covers it; else Conflict."""
+
+    @abc.abstractmethod
+    async def finish_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
+        """Record a refund's outcome and keep the payment's amount_refunded in step."""
+
+    @abc.abstractmethod
+    async def get_refund(self, merchant_id: str, refund_id: str) -> RefundRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_refunds(self, payment_id: str) -> list[RefundRecord]: ...

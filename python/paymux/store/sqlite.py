@@ -1,0 +1,505 @@
+"""SQLite store, the embedded default: WAL, one writer thread that batches commits, inline reads.
+
+Writes from every coroutine go through one queue to one writer thread, which runs as many queued
+operations as are waiting inside a single transaction (each in its own savepoint, so one failing
+operation never spoils the others) and commits once: persistence costs one commit per batch, not
+per payment. Point reads by primary key run inline on a separate read connection: they take
+microseconds in WAL mode and a thread hop would cost more than the read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+
+from paymux.store.base import (
+    ApiKey,
+    AttemptRecord,
+    Conflict,
+    EventRecord,
+    IdempotencyRecord,
+    IdempotencyState,
+    Merchant,
+    PaymentFilter,
+    PaymentRecord,
+    RefundRecord,
+    Store,
+    TokenRecord,
+)
+from paymux.store.migrations import MIGRATIONS
+
+T = TypeVar("T")
+S = TypeVar("S", bound=msgspec.Struct)
+
+_json_encode = msgspec.json.encode
+_json_decode = msgspec.json.decode
+
+# Columns stored as JSON text.
+_JSON_COLUMNS = frozenset({"metadata", "error", "routing", "data"})
+_MAX_BATCH = 256
+
+
+def _to_row(record: msgspec.Struct) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name in record.__struct_fields__:
+        value = getattr(record, name)
+        if name in _JSON_COLUMNS:
+            value = None if value is None else _json_encode(value).decode()
+        elif isinstance(value, bool):
+            value = int(value)
+        row[name] = value
+    return row
+
+
+def _from_row(cls: type[S], row: sqlite3.Row) -> S:
+    values: dict[str, Any] = {}
+    keys = row.keys()
+    for name in cls.__struct_fields__:
+        if name not in keys:
+            continue
+        value = row[name]
+        if name in _JSON_COLUMNS and value is not None:
+            value = _json_decode(value)
+        values[name] = value
+    return msgspec.convert(values, cls, strict=False)
+
+
+def _insert(conn: sqlite3.Connection, table: str, record: msgspec.Struct) -> None:
+    row = _to_row(record)
+    if row.get("id", 0) is None:  # autoincrement ids
+        del row["id"]
+    cols = ", ".join(row)
+    marks = ", ".join(f":{c}" for c in row)
+    conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", row)
+
+
+def _update(conn: sqlite3.Connection, table: str, record: msgspec.Struct, where: str = "") -> int:
+    row = _to_row(record)
+    sets = ", ".join(f"{c} = :{c}" for c in row if c != "id")
+    cur = conn.execute(f"UPDATE {table} SET {sets} WHERE id = :id {where}", row)
+    return cur.rowcount
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    # NORMAL in WAL mode: a commit is durable against a process crash (SIGKILL), and a power cut
+    # can lose only the last batch; FULL would fsync every batch.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+class _Writer(threading.Thread):
+    """The single writer: runs queued operations in batched transactions."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="paymux-sqlite-writer", daemon=True)
+        self.conn = _connect(path)
+        self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < _MAX_BATCH:
+                try:
+                    nxt = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.jobs.put(None)  # stop after this batch
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+        self.conn.close()
+
+    def _run_batch(self, batch: list[Any]) -> None:
+        outcomes: list[tuple[bool, Any]] = []  # (ok, value or exception) per job
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for fn, _fut, _loop in batch:
+                self.conn.execute("SAVEPOINT op")
+                try:
+                    outcomes.append((True, fn(self.conn)))
+                except Exception as exc:  # the operation's own failure, reported to its caller
+                    self.conn.execute("ROLLBACK TO op")
+                    outcomes.append((False, exc))
+                self.conn.execute("RELEASE op")
+            self.conn.execute("COMMIT")
+        except Exception as exc:  # the transaction itself failed: every operation in it failed
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            outcomes = [(False, exc)] * len(batch)
+        for (_fn, fut, loop), (ok, value) in zip(batch, outcomes):
+            loop.call_soon_threadsafe(_settle, fut, ok, value)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self.jobs.put((fn, fut, loop))
+        return fut
+
+    def stop(self) -> None:
+        self.jobs.put(None)
+        self.join()
+
+
+def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if fut.done():  # the caller was cancelled; the write happened (or not) all the same
+        return
+    if ok:
+        fut.set_result(value)
+    else:
+        fut.set_exception(value)
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._writer: _Writer | None = None
+        self._reader: sqlite3.Connection | None = None
+
+    # lifecycle
+
+    async def open(self) -> None:
+        conn = _connect(self.path)
+        try:
+            _migrate(conn)
+        finally:
+            conn.close()
+        self._writer = _Writer(self.path)
+        self._writer.start()
+        self._reader = _connect(self.path)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        assert self._writer is not None, "store is not open"
+        return self._writer.submit(fn)
+
+    def _one(self, cls: type[S], sql: str, params: tuple[Any, ...]) -> S | None:
+        assert self._reader is not None, "store is not open"
+        row = self._reader.execute(sql, params).fetchone()
+        return None if row is None else _from_row(cls, row)
+
+    def _many(self, cls: type[S], sql: str, params: tuple[Any, ...]) -> list[S]:
+        assert self._reader is not None, "store is not open"
+        return [_from_row(cls, r) for r in self._reader.execute(sql, params).fetchall()]
+
+    # merchants and keys
+
+    async def ensure_merchant(self, merchant: Merchant) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR IGNORE INTO merchants (id, name, created_at) VALUES (?, ?, ?)",
+                (merchant.id, merchant.name, merchant.created_at),
+            )
+
+        await self._write(op)
+
+    async def get_merchant(self, merchant_id: str) -> Merchant | None:
+        return self._one(Merchant, "SELECT * FROM merchants WHERE id = ?", (merchant_id,))
+
+    async def add_api_key(self, key: ApiKey) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO api_keys (id, merchant_id, key_hash, prefix, mode, "
+                         "created_at, revoked_at) VALUES (:id, :merchant_id, :key_hash, :prefix, "
+                         ":mode, :created_at, :revoked_at)", _to_row(key))
+
+        await self._write(op)
+
+    async def find_api_key(self, key_hash: str) -> ApiKey | None:
+        return self._one(
+            ApiKey, "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
+        )
+
+    # tokens
+
+    async def insert_token(self, token: TokenRecord) -> None:
+        await self._write(lambda conn: _insert(conn, "tokens", token))
+
+    async def get_token(self, merchant_id: str, token_id: str) -> TokenRecord | None:
+        return self._one(
+            TokenRecord,
+            "SELECT * FROM tokens WHERE id = ? AND merchant_id = ? AND deleted_at IS NULL",
+            (token_id, merchant_id),
+        )
+
+    async def delete_token(self, merchant_id: str, token_id: str, now: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            # The ciphertext goes with the token: a deleted card cannot be revealed again.
+            cur = conn.execute(
+                "UPDATE tokens SET deleted_at = ?, ciphertext = X'' "
+                "WHERE id = ? AND merchant_id = ? AND deleted_at IS NULL",
+                (now, token_id, merchant_id),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(op)
+
+    # idempotency
+
+    async def begin_idempotent(
+        self, merchant_id: str, key: str, request_hash: str, now: float, ttl_s: float
+    ) -> tuple[IdempotencyState, IdempotencyRecord | None]:
+        def op(conn: sqlite3.Connection) -> tuple[IdempotencyState, IdempotencyRecord | None]:
+            # An expired record no longer binds the key.
+            conn.execute(
+                "DELETE FROM idempotency WHERE merchant_id = ? AND key = ? AND created_at < ?",
+                (merchant_id, key, now - ttl_s),
+            )
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO idempotency (merchant_id, key, request_hash, status, "
+                "created_at) VALUES (?, ?, ?, 'in_progress', ?)",
+                (merchant_id, key, request_hash, now),
+            )
+            if cur.rowcount == 1:
+                return IdempotencyState.NEW, None
+            row = conn.execute(
+                "SELECT * FROM idempotency WHERE merchant_id = ? AND key = ?", (merchant_id, key)
+            ).fetchone()
+            record = _from_row(IdempotencyRecord, row)
+            if record.request_hash != request_hash:
+                return IdempotencyState.MISMATCH, record
+            if record.status != "completed":
+                return IdempotencyState.IN_PROGRESS, record
+            return IdempotencyState.COMPLETED, record
+
+        return await self._write(op)
+
+    async def complete_idempotent(
+        self, merchant_id: str, key: str, status: int, body: bytes
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE idempotency SET status = 'completed', response_status = ?, "
+                "response_body = ? WHERE merchant_id = ? AND key = ?",
+                (status, body, merchant_id, key),
+            )
+
+        await self._write(op)
+
+    async def release_idempotent(self, merchant_id: str, key: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "DELETE FROM idempotency WHERE merchant_id = ? AND key = ? AND "
+                "status = 'in_progress' AND payment_id IS NULL",
+                (merchant_id, key),
+            )
+
+        await self._write(op)
+
+    async def stale_idempotency_records(self) -> list[IdempotencyRecord]:
+        """In-progress keys left by a process that died (crash recovery)."""
+        return self._many(
+            IdempotencyRecord, "SELECT * FROM idempotency WHERE status = 'in_progress'", ()
+        )
+
+    # payments and attempts
+
+    async def create_payment(
+        self,
+        payment: PaymentRecord,
+        token: TokenRecord | None,
+        events: list[EventRecord],
+        idempotency_key: str | None,
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            if token is not None:
+                _insert(conn, "tokens", token)
+            _insert(conn, "payments", payment)
+            for event in events:
+                _insert(conn, "events", event)
+            if idempotency_key is not None:
+                conn.execute(
+                    "UPDATE idempotency SET payment_id = ? WHERE merchant_id = ? AND key = ?",
+                    (payment.id, payment.merchant_id, idempotency_key),
+                )
+
+        await self._write(op)
+
+    async def start_attempt(self, attempt: AttemptRecord, event: EventRecord) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _insert(conn, "attempts", attempt)
+            _insert(conn, "events", event)
+
+        await self._write(op)
+
+    async def finish_attempt(
+        self, attempt: AttemptRecord, payment: PaymentRecord | None, events: list[EventRecord]
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _update(conn, "attempts", attempt)
+            if payment is not None:
+                _update(conn, "payments", payment)
+            for event in events:
+                _insert(conn, "events", event)
+
+        await self._write(op)
+
+    async def transition_payment(
+        self, payment: PaymentRecord, expected_status: tuple[str, ...], events: list[EventRecord]
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            marks = ", ".join("?" for _ in expected_status)
+            row = conn.execute(
+                f"SELECT status FROM payments WHERE id = ? AND status IN ({marks})",
+                (payment.id, *expected_status),
+            ).fetchone()
+            if row is None:
+                raise Conflict("payment_state_changed", "the payment changed state meanwhile")
+            _update(conn, "payments", payment)
+            for event in events:
+                _insert(conn, "events", event)
+
+        await self._write(op)
+
+    async def get_payment(self, merchant_id: str, payment_id: str) -> PaymentRecord | None:
+        return self._one(
+            PaymentRecord,
+            "SELECT * FROM payments WHERE id = ? AND merchant_id = ?",
+            (payment_id, merchant_id),
+        )
+
+    async def list_payments(self, merchant_id: str, flt: PaymentFilter) -> list[PaymentRecord]:
+        sql = ["SELECT * FROM payments WHERE merchant_id = ?"]
+        params: list[Any] = [merchant_id]
+        if flt.status is not None:
+            sql.append("AND status = ?")
+            params.append(flt.status)
+        if flt.connector is not None:
+            sql.append("AND connector = ?")
+            params.append(flt.connector)
+        if flt.created_gte is not None:
+            sql.append("AND created_at >= ?")
+            params.append(flt.created_gte)
+        if flt.created_lt is not None:
+            sql.append("AND created_at < ?")
+            params.append(flt.created_lt)
+        if flt.starting_after is not None:
+            sql.append("AND id < ?")  # ids are time-ordered: newest first, keyset pagination
+            params.append(flt.starting_after)
+        sql.append("ORDER BY id DESC LIMIT ?")
+        params.append(flt.limit)
+        return self._many(PaymentRecord, " ".join(sql), tuple(params))
+
+    async def list_attempts(self, payment_id: str) -> list[AttemptRecord]:
+        return self._many(
+            AttemptRecord, "SELECT * FROM attempts WHERE payment_id = ? ORDER BY seq", (payment_id,)
+        )
+
+    async def list_events(self, payment_id: str) -> list[EventRecord]:
+        return self._many(
+            EventRecord, "SELECT * FROM events WHERE payment_id = ? ORDER BY id", (payment_id,)
+        )
+
+    async def unfinished_attempts(self) -> list[AttemptRecord]:
+        return self._many(
+            AttemptRecord, "SELECT * FROM attempts WHERE status = 'started' ORDER BY created_at", ()
+        )
+
+    # refunds
+
+    async def reserve_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
+        def op(conn: sqlite3.Connection) -> PaymentRecord:
+            row = conn.execute("SELECT * FROM payments WHERE id = ?", (refund.payment_id,)).fetchone()
+            payment = _from_row(PaymentRecord, row)
+            if payment.status != "succeeded":
+                raise Conflict(
+                    "payment_not_refundable", f"a payment in status {payment.status} has nothing to refund"
+                )
+            (reserved,) = conn.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM refunds "
+                "WHERE payment_id = ? AND status IN ('pending', 'succeeded')",
+                (refund.payment_id,),
+            ).fetchone()
+            if reserved + refund.amount > payment.amount_received:
+                raise Conflict(
+                    "refund_exceeds_captured",
+                    f"refunds would total {reserved + refund.amount}, more than the "
+                    f"{payment.amount_received} captured",
+                )
+            _insert(conn, "refunds", refund)
+            _insert(conn, "events", event)
+            return payment
+
+        return await self._write(op)
+
+    async def finish_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
+        def op(conn: sqlite3.Connection) -> PaymentRecord:
+            _update(conn, "refunds", refund)
+            (refunded,) = conn.execute(
+                "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ? "
+                "AND status IN ('pending', 'succeeded')",
+                (refund.payment_id,),
+            ).fetchone()
+            conn.execute(
+                "UPDATE payments SET amount_refunded = ?, updated_at = ? WHERE id = ?",
+                (refunded, refund.updated_at, refund.payment_id),
+            )
+            _insert(conn, "events", event)
+            row = conn.execute("SELECT * FROM payments WHERE id = ?", (refund.payment_id,)).fetchone()
+            return _from_row(PaymentRecord, row)
+
+        return await self._write(op)
+
+    async def get_refund(self, merchant_id: str, refund_id: str) -> RefundRecord | None:
+        return self._one(
+            RefundRecord,
+            "SELECT * FROM refunds WHERE id = ? AND merchant_id = ?",
+            (refund_id, merchant_id),
+        )
+
+    async def list_refunds(self, payment_id: str) -> list[RefundRecord]:
+        return self._many(
+            RefundRecord, "SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at", (payment_id,)
+        )
+
+    async def pending_refunds(self) -> list[RefundRecord]:
+        return self._many(RefundRecord, "SELECT * FROM refunds WHERE status = 'pending'", ())
+
+    def read_connection(self) -> sqlite3.Connection:
+        """The read connection, for analytics queries run off the event loop."""
+        assert self._reader is not None, "store is not open"
+        return self._reader
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                 "applied_at REAL NOT NULL)")
+    applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+    for version, statements in MIGRATIONS:
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
