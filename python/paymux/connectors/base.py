@@ -135,6 +135,11 @@ class SyncRequest(msgspec.Struct, frozen=True, kw_only=True):
     connector_reference: str | None = None  # if we did learn the PSP's id, look it up directly
     amount: int | None = None
     currency: str | None = None
+    # The authorize request whose answer was lost, while the caller still holds it (same payment
+    # request, CVC still in memory). Only connectors whose PSP has no lookup by reference use it:
+    # Adyen re-sends the identical /payments call with the same Idempotency-Key and gets the
+    # original answer replayed. Never stored.
+    original: AuthorizeRequest | None = None
 
 
 class ConnectorResult(msgspec.Struct, kw_only=True):

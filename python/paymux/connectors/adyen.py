@@ -1,0 +1,367 @@
+"""Adyen: Checkout API v72 (JSON), mapped to and from paymux's contract.
+
+Wire format: ``POST /v72/payments`` (amount, reference, paymentMethod scheme with raw card fields,
+merchantAccount; manual capture via ``additionalData.manualCapture``, automatic via
+``captureDelayHours: 0``), ``/v72/payments/{pspReference}/captures|cancels|refunds``. Auth is the
+``X-API-Key`` header; paymux's attempt reference is the ``Idempotency-Key`` and ``reference``.
+
+Modifications answer ``201 {"status": "received"}``: Adyen accepted the request and reports the
+outcome later in a CAPTURE / CANCELLATION / REFUND webhook (``success=false`` on failure). Like
+ActiveMerchant's Adyen gateway, paymux reports "received" as the requested state (CAPTURED,
+VOIDED, REFUNDED) with ``raw_code="received"``; the webhook is the correction when Adyen later
+fails it.
+
+Sync: the Checkout API has no lookup of a payment by merchant reference. ``sync`` therefore
+re-sends the identical ``/payments`` request with the same ``Idempotency-Key`` (Adyen replays the
+original answer for an idempotent retry; if the first request never arrived, this one is the
+payment, so either way exactly one payment exists for the reference). That needs the original
+request, which the caller passes in ``SyncRequest.original`` while it still holds it; without it
+``sync`` answers PENDING (wait for the AUTHORISATION webhook). A configured
+``extra["lookup_path"]`` (the sandbox's documented test-only lookup) is used first when present.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import orjson
+
+from paymux.connectors.base import (
+    AuthorizeRequest,
+    Capabilities,
+    CaptureRequest,
+    ConnectorResult,
+    RefundRequest,
+    SyncRequest,
+    VoidRequest,
+    WebhookError,
+    WebhookEvent,
+)
+from paymux.connectors.http import (
+    HttpConnector,
+    Reply,
+    TransportFailure,
+    as_int,
+    as_str,
+    json_object,
+)
+from paymux.outcomes import AttemptStatus, DeclineClass
+
+API_VERSION = "v72"
+
+_PENDING_CODES = frozenset(
+    {"Pending", "Received", "PresentToShopper", "AuthenticationFinished", "AuthenticationNotRequired"}
+)
+_ACTION_CODES = frozenset({"RedirectShopper", "IdentifyShopper", "ChallengeShopper"})
+_APPROVED_CODES = frozenset({"Authorised", "PartiallyAuthorised", "Success"})
+
+# Webhook eventCode -> status on success=true (and on success=false, where it differs).
+_EVENT_OK = {
+    "AUTHORISATION": AttemptStatus.AUTHORIZED,
+    "CAPTURE": AttemptStatus.CAPTURED,
+    "CANCELLATION": AttemptStatus.VOIDED,
+    "CANCEL_OR_REFUND": AttemptStatus.VOIDED,
+    "TECHNICAL_CANCEL": AttemptStatus.VOIDED,
+    "REFUND": AttemptStatus.REFUNDED,
+    "REFUND_FAILED": AttemptStatus.DECLINED,
+    "CAPTURE_FAILED": AttemptStatus.DECLINED,
+    "REFUNDED_REVERSED": AttemptStatus.DECLINED,
+}
+
+
+class AdyenConnector(HttpConnector):
+    """Adyen Checkout API v72, card payments with raw card data."""
+
+    kind = "adyen"
+    table_name = "adyen"
+    capabilities = Capabilities(
+        payment_methods=frozenset({"card"}),
+        brands=frozenset({"visa", "mastercard", "amex", "discover", "diners", "jcb", "unionpay", "cartes_bancaires"}),
+        currencies=None,
+        partial_capture=True,
+        multiple_refunds=True,
+        three_ds=True,
+    )
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.config.api_key, "Accept": "application/json"}
+
+    @property
+    def _merchant_account(self) -> str:
+        return self.config.merchant_account or self.config.extra.get("merchant_account", "")
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def _payment_body(self, request: AuthorizeRequest) -> dict[str, Any]:
+        card = request.card
+        method: dict[str, Any] = {
+            "type": "scheme",
+            "number": card.number,
+            "expiryMonth": f"{card.exp_month:02d}",
+            "expiryYear": f"{card.exp_year:04d}",
+        }
+        if card.cvc:
+            method["cvc"] = card.cvc
+        if card.holder_name:
+            method["holderName"] = card.holder_name
+        body: dict[str, Any] = {
+            "amount": {"value": request.amount, "currency": request.currency.upper()},
+            "reference": request.reference,
+            "merchantAccount": self._merchant_account,
+            "paymentMethod": method,
+            "shopperInteraction": "Ecommerce",
+            "metadata": {**request.metadata, "paymux_payment_id": request.payment_id},
+        }
+        if request.capture:
+            body["captureDelayHours"] = 0
+        else:
+            body["additionalData"] = {"manualCapture": "true"}
+        if request.merchant_reference:
+            body["merchantOrderReference"] = request.merchant_reference
+        if request.billing_country:
+            body["countryCode"] = request.billing_country
+        if request.description:
+            body["shopperStatement"] = request.description[:22]
+        return body
+
+    async def authorize(self, request: AuthorizeRequest) -> ConnectorResult:
+        reply = await self._post(f"/{API_VERSION}/payments", self._payment_body(request), request.reference)
+        return self._payment_result(reply, capture=request.capture, operation="authorize")
+
+    async def capture(self, request: CaptureRequest) -> ConnectorResult:
+        body = {
+            "merchantAccount": self._merchant_account,
+            "amount": {"value": request.amount, "currency": request.currency.upper()},
+            "reference": request.reference,
+        }
+        return await self._modify(request.connector_reference, "captures", body, request.reference)
+
+    async def void(self, request: VoidRequest) -> ConnectorResult:
+        body = {"merchantAccount": self._merchant_account, "reference": request.reference}
+        return await self._modify(request.connector_reference, "cancels", body, request.reference)
+
+    async def refund(self, request: RefundRequest) -> ConnectorResult:
+        body = {
+            "merchantAccount": self._merchant_account,
+            "amount": {"value": request.amount, "currency": request.currency.upper()},
+            "reference": request.reference,
+        }
+        return await self._modify(request.connector_reference, "refunds", body, request.reference)
+
+    async def sync(self, request: SyncRequest) -> ConnectorResult:
+        lookup = self.config.extra.get("lookup_path")
+        if lookup:
+            reply = await self._request("GET", lookup, params={"reference": request.reference})
+            if isinstance(reply, Reply) and reply.status == 404:
+                return ConnectorResult(
+                    status=AttemptStatus.NOT_FOUND, http_status=404, latency_ms=reply.latency_ms
+                )
+            capture = bool(request.original and request.original.capture)
+            return self._payment_result(reply, capture=capture, operation="sync")
+        if request.original is None:
+            return ConnectorResult(
+                status=AttemptStatus.PENDING,
+                normalized_code="status_unknown",
+                detail="Adyen has no payment lookup by reference and the original request is gone;"
+                " the AUTHORISATION webhook will settle it",
+            )
+        original = request.original
+        reply = await self._post(f"/{API_VERSION}/payments", self._payment_body(original), original.reference)
+        return self._payment_result(reply, capture=original.capture, operation="sync")
+
+    # -- webhooks --------------------------------------------------------------------------------
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        secret = self.config.webhook_secret
+        if not secret:
+            raise WebhookError("adyen webhook HMAC key is not configured")
+        try:
+            key = bytes.fromhex(secret)
+        except ValueError:
+            raise WebhookError("adyen webhook HMAC key is not hex") from None
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise WebhookError("webhook body is not JSON") from None
+        items = doc.get("notificationItems") if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise WebhookError("webhook has no notificationItems")
+        events: list[WebhookEvent] = []
+        for wrapper in items:
+            item = wrapper.get("NotificationRequestItem") if isinstance(wrapper, dict) else None
+            if not isinstance(item, dict):
+                raise WebhookError("notification item is malformed")
+            extra = item.get("additionalData") if isinstance(item.get("additionalData"), dict) else {}
+            given = as_str(extra.get("hmacSignature"))
+            if not given:
+                raise WebhookError("notification item has no hmacSignature")
+            expected = adyen_hmac(item, key)
+            if not hmac.compare_digest(expected, given):
+                raise WebhookError("notification item hmacSignature does not match")
+            events.append(self._webhook_event(item, extra))
+        return events
+
+    def _webhook_event(self, item: dict[str, Any], extra: dict[str, Any]) -> WebhookEvent:
+        code = str(item.get("eventCode", ""))
+        success = str(item.get("success", "")).lower() == "true"
+        if code in ("CAPTURE_FAILED", "REFUND_FAILED", "REFUNDED_REVERSED"):
+            status = AttemptStatus.DECLINED
+        elif success:
+            status = _EVENT_OK.get(code, AttemptStatus.PENDING)
+        elif code == "AUTHORISATION":
+            status = AttemptStatus.DECLINED
+        elif code in _EVENT_OK:
+            # A modification Adyen refused (e.g. capture of an expired authorisation).
+            status = AttemptStatus.DECLINED
+        else:
+            status = AttemptStatus.PENDING
+        amount = item.get("amount") if isinstance(item.get("amount"), dict) else {}
+        psp = as_str(item.get("originalReference")) or as_str(item.get("pspReference")) or ""
+        return WebhookEvent(
+            connector_reference=psp,
+            reference=as_str(item.get("merchantReference")),
+            event_type=code,
+            status=status,
+            amount=as_int(amount.get("value")),
+            raw_code=as_str(extra.get("refusalReasonCode")) or (as_str(item.get("reason")) if not success else None),
+        )
+
+    # -- parsing ---------------------------------------------------------------------------------
+
+    async def _post(self, path: str, body: dict[str, Any], idempotency_key: str) -> Reply | TransportFailure:
+        return await self._request(
+            "POST", path, json=body, idempotency_header="Idempotency-Key", idempotency_key=idempotency_key
+        )
+
+    async def _modify(self, psp_reference: str, action: str, body: dict[str, Any], key: str) -> ConnectorResult:
+        operation = {"captures": "capture", "cancels": "void", "refunds": "refund"}[action]
+        path = f"/{API_VERSION}/payments/{quote(psp_reference, safe='')}/{action}"
+        reply = await self._post(path, body, key)
+        if isinstance(reply, TransportFailure):
+            return self._transport_result(reply, operation=operation)
+        doc = json_object(reply)
+        if doc is None or reply.status >= 500:
+            return self._unreadable(reply, operation=operation)
+        if reply.status >= 400:
+            return self._service_error(reply, doc, operation=operation)
+        status = as_str(doc.get("status"))
+        if status != "received":
+            # Not an explicit success or failure: pending, never a failure.
+            requested = AttemptStatus.PENDING
+        else:
+            requested = {
+                "captures": AttemptStatus.CAPTURED,
+                "cancels": AttemptStatus.VOIDED,
+                "refunds": AttemptStatus.REFUNDED,
+            }[action]
+        amount = doc.get("amount") if isinstance(doc.get("amount"), dict) else {}
+        # capture/void: the payment's pspReference; refund: the refund's own pspReference.
+        if action == "refunds":
+            ref = as_str(doc.get("pspReference"))
+        else:
+            ref = as_str(doc.get("paymentPspReference")) or psp_reference
+        return ConnectorResult(
+            status=requested,
+            connector_reference=ref,
+            amount=as_int(amount.get("value")) if amount else as_int(body.get("amount", {}).get("value")),
+            raw_code=status,
+            http_status=reply.status,
+            latency_ms=reply.latency_ms,
+        )
+
+    def _payment_result(self, reply: Reply | TransportFailure, *, capture: bool, operation: str) -> ConnectorResult:
+        if isinstance(reply, TransportFailure):
+            return self._transport_result(reply, operation=operation)
+        doc = json_object(reply)
+        if doc is None or reply.status >= 500:
+            return self._unreadable(reply, operation=operation)
+        if reply.status >= 400:
+            return self._service_error(reply, doc, operation=operation)
+        result_code = as_str(doc.get("resultCode"))
+        if result_code is None:
+            return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)
+        psp = as_str(doc.get("pspReference"))
+        amount_obj = doc.get("amount") if isinstance(doc.get("amount"), dict) else {}
+        amount = as_int(amount_obj.get("value"))
+        extra = doc.get("additionalData") if isinstance(doc.get("additionalData"), dict) else {}
+        if result_code in _APPROVED_CODES:
+            # captureDelayHours=0 means Adyen captures immediately after authorising.
+            return ConnectorResult(
+                status=AttemptStatus.CAPTURED if capture else AttemptStatus.AUTHORIZED,
+                connector_reference=psp,
+                amount=amount,
+                raw_code=result_code,
+                http_status=reply.status,
+                latency_ms=reply.latency_ms,
+            )
+        if result_code in ("Refused", "Error", "Cancelled"):
+            raw = as_str(doc.get("refusalReasonCode"))
+            if raw is None and result_code == "Error":
+                raw = "Error"
+            result = self._declined(
+                reply,
+                raw,
+                raw_message=_refusal_message(doc, extra),
+                advice_code=as_str(extra.get("merchantAdviceCode")),
+                connector_reference=psp,
+                amount=amount,
+            )
+            if result_code == "Error" and result.decline_class is DeclineClass.TECHNICAL:
+                result.status = AttemptStatus.FAILED
+            return result
+        status = AttemptStatus.REQUIRES_ACTION if result_code in _ACTION_CODES else AttemptStatus.PENDING
+        return ConnectorResult(
+            status=status,
+            connector_reference=psp,
+            amount=amount,
+            raw_code=result_code,
+            http_status=reply.status,
+            latency_ms=reply.latency_ms,
+        )
+
+    def _service_error(self, reply: Reply, doc: dict[str, Any], *, operation: str) -> ConnectorResult:
+        raw = as_str(doc.get("errorCode"))
+        message = as_str(doc.get("message"))
+        psp = as_str(doc.get("pspReference"))
+        code, cls = self.table.error(raw)
+        if reply.status in (401, 403):
+            code, cls = "authentication_failed", DeclineClass.TECHNICAL
+        elif reply.status == 429:
+            code, cls = "rate_limited", DeclineClass.TECHNICAL
+        if cls is not DeclineClass.TECHNICAL:
+            return self._declined(reply, raw, raw_message=message, connector_reference=psp, error=True)
+        # 704: a request with this Idempotency-Key is already being processed: it reached Adyen.
+        ambiguous = reply.status == 409 or code == "idempotency_conflict"
+        return self._technical(
+            reply, code, operation=operation, ambiguous=ambiguous, raw_code=raw, raw_message=message,
+            connector_reference=psp,
+        )
+
+
+def _refusal_message(doc: dict[str, Any], extra: dict[str, Any]) -> str | None:
+    reason = as_str(doc.get("refusalReason"))
+    raw = as_str(extra.get("refusalReasonRaw"))
+    if reason and raw and raw != reason:
+        return f"{reason} ({raw})"
+    return reason or raw
+
+
+def adyen_hmac(item: Mapping[str, Any], key: bytes) -> str:
+    """Adyen's notification HMAC: base64(HMAC-SHA256(key, the eight fields joined by ':'))."""
+    amount = item.get("amount") if isinstance(item.get("amount"), Mapping) else {}
+    fields = [
+        item.get("pspReference"),
+        item.get("originalReference"),
+        item.get("merchantAccountCode"),
+        item.get("merchantReference"),
+        amount.get("value"),
+        amount.get("currency"),
+        item.get("eventCode"),
+        item.get("success"),
+    ]
+    payload = ":".join("" if f is None else str(f) for f in fields)
+    return base64.b64encode(hmac.new(key, payload.encode("utf-8"), hashlib.sha256).digest()).decode()

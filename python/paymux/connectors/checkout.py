@@ -1,0 +1,321 @@
+"""Checkout.com: the unified payments API (JSON), mapped to and from paymux's contract.
+
+Wire format: ``POST /payments`` (source card, amount, currency, reference, capture),
+``/payments/{id}/captures|voids|refunds`` (202 with an ``action_id``), ``GET /payments/{id}`` and
+``GET /payments?reference=``. Auth is ``Authorization: Bearer <secret key>``; paymux's attempt
+reference is the ``Cko-Idempotency-Key`` and ``reference``.
+
+``response_code`` 10xxx is an approval, 20xxx a soft decline, 30xxx a hard decline, 4xxxx a risk
+block, 5xxxx a technical failure; unlisted codes fall back by those prefixes (tables/checkout.toml).
+A 202 on a capture, void or refund means accepted for processing: paymux reports the requested
+state (CAPTURED, VOIDED, REFUNDED) with ``raw_code="accepted"``; a later ``payment_capture_declined``
+/ ``payment_refund_declined`` webhook is the correction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import orjson
+
+from paymux.connectors.base import (
+    AuthorizeRequest,
+    Capabilities,
+    CaptureRequest,
+    ConnectorResult,
+    RefundRequest,
+    SyncRequest,
+    VoidRequest,
+    WebhookError,
+    WebhookEvent,
+)
+from paymux.connectors.http import (
+    HttpConnector,
+    Reply,
+    TransportFailure,
+    as_int,
+    as_str,
+    header,
+    json_object,
+)
+from paymux.outcomes import AttemptStatus, DeclineClass
+
+# Payment.status (details, and the POST /payments answer) -> paymux.
+_STATUS = {
+    "Authorized": AttemptStatus.AUTHORIZED,
+    "Card Verified": AttemptStatus.AUTHORIZED,
+    "Captured": AttemptStatus.CAPTURED,
+    "Partially Captured": AttemptStatus.CAPTURED,
+    "Paid": AttemptStatus.CAPTURED,
+    "Declined": AttemptStatus.DECLINED,
+    "Voided": AttemptStatus.VOIDED,
+    "Canceled": AttemptStatus.VOIDED,
+    "Expired": AttemptStatus.VOIDED,
+    "Refunded": AttemptStatus.REFUNDED,
+    "Partially Refunded": AttemptStatus.REFUNDED,
+    "Pending": AttemptStatus.PENDING,
+    "Retry Scheduled": AttemptStatus.PENDING,
+}
+
+_WEBHOOK_STATUS = {
+    "payment_approved": AttemptStatus.AUTHORIZED,
+    "payment_authorized": AttemptStatus.AUTHORIZED,
+    "payment_captured": AttemptStatus.CAPTURED,
+    "payment_paid": AttemptStatus.CAPTURED,
+    "payment_declined": AttemptStatus.DECLINED,
+    "payment_authentication_failed": AttemptStatus.DECLINED,
+    "payment_capture_declined": AttemptStatus.DECLINED,
+    "payment_void_declined": AttemptStatus.DECLINED,
+    "payment_refund_declined": AttemptStatus.DECLINED,
+    "payment_voided": AttemptStatus.VOIDED,
+    "payment_canceled": AttemptStatus.VOIDED,
+    "payment_expired": AttemptStatus.VOIDED,
+    "payment_refunded": AttemptStatus.REFUNDED,
+    "payment_pending": AttemptStatus.PENDING,
+    "payment_capture_pending": AttemptStatus.PENDING,
+    "payment_refund_pending": AttemptStatus.PENDING,
+}
+
+
+class CheckoutConnector(HttpConnector):
+    """Checkout.com unified payments API, card payments with raw card data."""
+
+    kind = "checkout"
+    table_name = "checkout"
+    capabilities = Capabilities(
+        payment_methods=frozenset({"card"}),
+        brands=frozenset({"visa", "mastercard", "amex", "discover", "diners", "jcb"}),
+        currencies=None,
+        partial_capture=True,
+        multiple_refunds=True,
+        three_ds=True,
+    )
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.api_key}", "Accept": "application/json"}
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    async def authorize(self, request: AuthorizeRequest) -> ConnectorResult:
+        card = request.card
+        source: dict[str, Any] = {
+            "type": "card",
+            "number": card.number,
+            "expiry_month": card.exp_month,
+            "expiry_year": card.exp_year,
+        }
+        if card.cvc:
+            source["cvv"] = card.cvc
+        if card.holder_name:
+            source["name"] = card.holder_name
+        body: dict[str, Any] = {
+            "source": source,
+            "amount": request.amount,
+            "currency": request.currency.upper(),
+            "reference": request.reference,
+            "capture": request.capture,
+            "payment_type": "Regular",
+            "metadata": {**request.metadata, "paymux_payment_id": request.payment_id},
+        }
+        if self.config.merchant_account:
+            body["processing_channel_id"] = self.config.merchant_account
+        if request.description:
+            body["description"] = request.description
+        if request.merchant_reference:
+            body["metadata"]["merchant_reference"] = request.merchant_reference
+        reply = await self._post("/payments", body, request.reference)
+        return self._payment_result(reply, capture=request.capture, operation="authorize")
+
+    async def capture(self, request: CaptureRequest) -> ConnectorResult:
+        body = {"amount": request.amount, "reference": request.reference}
+        return await self._action(request.connector_reference, "captures", body, request.reference)
+
+    async def void(self, request: VoidRequest) -> ConnectorResult:
+        return await self._action(
+            request.connector_reference, "voids", {"reference": request.reference}, request.reference
+        )
+
+    async def refund(self, request: RefundRequest) -> ConnectorResult:
+        body = {"amount": request.amount, "reference": request.reference}
+        return await self._action(request.connector_reference, "refunds", body, request.reference)
+
+    async def sync(self, request: SyncRequest) -> ConnectorResult:
+        capture = bool(request.original and request.original.capture)
+        if request.connector_reference:
+            reply = await self._request("GET", f"/payments/{quote(request.connector_reference, safe='')}")
+            if isinstance(reply, Reply) and reply.status == 404:
+                return _not_found(reply)
+            return self._payment_result(reply, capture=capture, operation="sync")
+        reply = await self._request("GET", "/payments", params={"reference": request.reference, "limit": "10"})
+        if isinstance(reply, TransportFailure):
+            return self._transport_result(reply, operation="sync")
+        doc = json_object(reply)
+        if reply.status == 404:
+            return _not_found(reply)
+        if doc is None or reply.status >= 500:
+            return self._unreadable(reply, operation="sync")
+        if reply.status >= 400:
+            return self._api_error(reply, doc, operation="sync")
+        data = doc.get("data")
+        if not isinstance(data, list):
+            return self._technical(reply, "invalid_response", operation="sync", ambiguous=True)
+        payments = [p for p in data if isinstance(p, dict) and p.get("reference") in (None, request.reference)]
+        if not payments:
+            return _not_found(reply)
+        # One payment per reference (the reference is also the idempotency key); if ever more,
+        # prefer the one that holds funds.
+        payments.sort(key=lambda p: _STATUS.get(str(p.get("status"))) in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED), reverse=True)
+        return self._from_payment(reply, payments[0], capture=capture)
+
+    # -- webhooks --------------------------------------------------------------------------------
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
+        secret = self.config.webhook_secret
+        if not secret:
+            raise WebhookError("checkout.com webhook secret is not configured")
+        given = header(headers, "Cko-Signature")
+        if not given:
+            raise WebhookError("missing Cko-Signature header")
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, given.strip().lower()):
+            raise WebhookError("Cko-Signature does not match")
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise WebhookError("webhook body is not JSON") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
+            raise WebhookError("webhook has no data object")
+        data = doc["data"]
+        event_type = str(doc.get("type", ""))
+        return [
+            WebhookEvent(
+                connector_reference=str(data.get("id", "")),
+                reference=as_str(data.get("reference")),
+                event_type=event_type,
+                status=_WEBHOOK_STATUS.get(event_type, AttemptStatus.PENDING),
+                amount=as_int(data.get("amount")),
+                raw_code=as_str(data.get("response_code")),
+            )
+        ]
+
+    # -- parsing ---------------------------------------------------------------------------------
+
+    async def _post(self, path: str, body: dict[str, Any], key: str) -> Reply | TransportFailure:
+        return await self._request(
+            "POST", path, json=body, idempotency_header="Cko-Idempotency-Key", idempotency_key=key
+        )
+
+    async def _action(self, payment_id: str, action: str, body: dict[str, Any], key: str) -> ConnectorResult:
+        operation = {"captures": "capture", "voids": "void", "refunds": "refund"}[action]
+        reply = await self._post(f"/payments/{quote(payment_id, safe='')}/{action}", body, key)
+        if isinstance(reply, TransportFailure):
+            return self._transport_result(reply, operation=operation)
+        doc = json_object(reply)
+        if reply.status >= 500 or (doc is None and reply.status not in (202, 204, 403, 404, 401)):
+            return self._unreadable(reply, operation=operation)
+        if reply.status >= 400:
+            return self._api_error(reply, doc or {}, operation=operation)
+        doc = doc or {}
+        requested = {
+            "captures": AttemptStatus.CAPTURED,
+            "voids": AttemptStatus.VOIDED,
+            "refunds": AttemptStatus.REFUNDED,
+        }[action]
+        action_id = as_str(doc.get("action_id"))
+        return ConnectorResult(
+            status=requested if reply.status in (200, 201, 202) else AttemptStatus.PENDING,
+            # capture/void: the payment's id; refund: the refund action's id.
+            connector_reference=action_id if action == "refunds" and action_id else payment_id,
+            amount=as_int(body.get("amount")),
+            raw_code="accepted" if reply.status == 202 else str(reply.status),
+            http_status=reply.status,
+            latency_ms=reply.latency_ms,
+        )
+
+    def _payment_result(self, reply: Reply | TransportFailure, *, capture: bool, operation: str) -> ConnectorResult:
+        if isinstance(reply, TransportFailure):
+            return self._transport_result(reply, operation=operation)
+        doc = json_object(reply)
+        if doc is None or reply.status >= 500:
+            return self._unreadable(reply, operation=operation)
+        if reply.status >= 400:
+            return self._api_error(reply, doc, operation=operation)
+        if "status" not in doc and "approved" not in doc:
+            return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)
+        return self._from_payment(reply, doc, capture=capture)
+
+    def _from_payment(self, reply: Reply, doc: dict[str, Any], *, capture: bool) -> ConnectorResult:
+        pay_id = as_str(doc.get("id"))
+        amount = as_int(doc.get("amount"))
+        status_text = as_str(doc.get("status"))
+        response_code = as_str(doc.get("response_code"))
+        status = _STATUS.get(status_text or "", AttemptStatus.PENDING)
+        approved = doc.get("approved")
+        links = doc.get("_links") if isinstance(doc.get("_links"), dict) else {}
+        if status is AttemptStatus.PENDING and "redirect" in links:
+            status = AttemptStatus.REQUIRES_ACTION
+        if approved is False or status is AttemptStatus.DECLINED:
+            processing = doc.get("processing") if isinstance(doc.get("processing"), dict) else {}
+            result = self._declined(
+                reply,
+                response_code,
+                raw_message=as_str(doc.get("response_summary")),
+                advice_code=as_str(processing.get("partner_merchant_advice_code"))
+                or as_str(processing.get("merchant_advice_code")),
+                connector_reference=pay_id,
+                amount=amount,
+            )
+            if response_code and response_code.startswith("5") and result.decline_class is DeclineClass.TECHNICAL:
+                result.status = AttemptStatus.FAILED
+            return result
+        if status is AttemptStatus.AUTHORIZED and capture and approved is True:
+            # capture=true: Checkout.com captures right after authorising.
+            status = AttemptStatus.CAPTURED
+        return ConnectorResult(
+            status=status,
+            connector_reference=pay_id,
+            amount=amount,
+            raw_code=response_code or status_text,
+            raw_message=as_str(doc.get("response_summary")),
+            http_status=reply.status,
+            latency_ms=reply.latency_ms,
+        )
+
+    def _api_error(self, reply: Reply, doc: dict[str, Any], *, operation: str) -> ConnectorResult:
+        codes = doc.get("error_codes") if isinstance(doc.get("error_codes"), list) else []
+        raw = as_str(codes[0]) if codes else as_str(doc.get("error_type"))
+        message = ", ".join(str(c) for c in codes) or as_str(doc.get("error_type"))
+        if reply.status == 401:
+            return self._technical(
+                reply, "authentication_failed", operation=operation, ambiguous=False, raw_code=raw or "401"
+            )
+        if reply.status == 403:  # e.g. "capture not allowed" on a payment in the wrong state
+            return self._technical(
+                reply, "invalid_state", operation=operation, ambiguous=False, raw_code=raw or "403", raw_message=message
+            )
+        if reply.status == 404:
+            if operation == "sync":
+                return _not_found(reply)
+            return self._technical(reply, "not_found", operation=operation, ambiguous=False, raw_code=raw or "404")
+        if reply.status == 429:
+            return self._technical(reply, "rate_limited", operation=operation, ambiguous=False, raw_code=raw)
+        if reply.status == 409:
+            return self._technical(reply, "idempotency_conflict", operation=operation, ambiguous=True, raw_code=raw)
+        code, cls = self.table.error(raw)
+        if cls is not DeclineClass.TECHNICAL:
+            return self._declined(reply, raw, raw_message=message, error=True)
+        return self._technical(
+            reply, code, operation=operation, ambiguous=False, raw_code=raw or str(reply.status), raw_message=message
+        )
+
+
+def _not_found(reply: Reply) -> ConnectorResult:
+    return ConnectorResult(status=AttemptStatus.NOT_FOUND, http_status=reply.status, latency_ms=reply.latency_ms)
+
+
+def sign_webhook(body: bytes, secret: str) -> str:
+    """The ``Cko-Signature`` header value for ``body`` (for tests and the sandbox)."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
