@@ -1,0 +1,151 @@
+"""HTTP plumbing shared by the PSP dialects: JSON answers, late or dropped delivery, idempotency."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import struct
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from paymux.sandbox.engine import Decision, PspState, Sandbox, StoredResponse
+
+JSON = "application/json"
+
+
+def json_response(status: int, obj: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(obj), content_type=JSON, headers=headers)
+
+
+def fingerprint(request: web.Request, body: bytes) -> bytes:
+    return hashlib.blake2b(request.method.encode() + request.path.encode() + b"\0" + body,
+                           digest_size=16).digest()  # fmt: skip
+
+
+def replay(stored: StoredResponse, extra_headers: dict[str, str] | None = None) -> web.Response:
+    headers = dict(stored.headers)
+    if extra_headers:
+        headers.update(extra_headers)
+    return web.Response(status=stored.status, body=stored.body, content_type=JSON, headers=headers)
+
+
+def store(
+    psp: PspState, key: str | None, fp: bytes, response: web.Response
+) -> web.Response:
+    """Keep the answer under the idempotency key before it is (maybe never) delivered."""
+    if key:
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+        psp.remember(key, StoredResponse(fp, response.status, response.body, headers))  # type: ignore[arg-type]
+    return response
+
+
+def reset_connection(request: web.Request) -> None:
+    """Abort the TCP connection with an RST, as a middlebox or a crashing PSP would."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    transport.abort()
+
+
+async def deliver(request: web.Request, response: web.Response, decision: Decision) -> web.Response:
+    """Answer after the drawn latency; a timeout holds the answer back, a reset never sends it."""
+    if decision.latency_s > 0:
+        await asyncio.sleep(decision.latency_s)
+    if decision.delivery == "reset":
+        reset_connection(request)
+        raise ConnectionResetError("sandbox: connection reset after processing")
+    if decision.delivery == "timeout":
+        await asyncio.sleep(decision.hold_s)
+        if decision.timeout_mode == "drop":
+            transport = request.transport
+            if transport is not None:
+                transport.close()
+            raise ConnectionResetError("sandbox: connection dropped without an answer")
+    return response
+
+
+class Dialect:
+    """One PSP instance speaking one wire format: authentication, idempotency, then a handler.
+
+    Handlers are synchronous `(request, psp, params, idempotency_key) -> (response, decision)`:
+    every state change happens before the first await, so concurrent requests never interleave
+    inside a payment, and the answer is stored under its idempotency key before it is delivered.
+    """
+
+    idempotency_header = "Idempotency-Key"
+
+    def __init__(self, sandbox: Sandbox, name: str) -> None:
+        self.sandbox = sandbox
+        self.name = name
+
+    @property
+    def psp(self) -> PspState:
+        return self.sandbox.psps[self.name]
+
+    # Overridden per wire format.
+    def authenticate(self, request: web.Request, psp: PspState) -> web.Response | None:
+        raise NotImplementedError
+
+    def parse(self, request: web.Request, body: bytes) -> Any:
+        raise NotImplementedError
+
+    def idempotency_mismatch(self, key: str) -> web.Response:
+        raise NotImplementedError
+
+    def replay_headers(self, key: str) -> dict[str, str]:
+        """Headers a replayed answer carries on top of the stored ones."""
+        return {}
+
+    def key_headers(self, key: str) -> dict[str, str]:
+        """Headers every answer to a request with an idempotency key carries."""
+        return {}
+
+    def error_response(self, exc: Exception) -> web.Response:
+        raise NotImplementedError
+
+    error_types: tuple[type[Exception], ...] = ()
+
+    def wrap(self, handler):
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            psp = self.psp
+            denied = self.authenticate(request, psp)
+            if denied is not None:
+                return denied
+            post = request.method == "POST"
+            body = await request.read() if post else b""
+            key = request.headers.get(self.idempotency_header) if post else None
+            fp = b""
+            if key:
+                fp = fingerprint(request, body)
+                stored = psp.idempotency.get(key)
+                if stored is not None:
+                    if stored.fingerprint != fp:
+                        return self.idempotency_mismatch(key)
+                    psp.stats["idempotent_replays"] += 1
+                    return replay(stored, self.replay_headers(key))
+            try:
+                params = self.parse(request, body)
+                response, decision = handler(request, psp, params, key)
+            except self.error_types as exc:
+                # A request that fails validation leaves no idempotent result behind.
+                return self.error_response(exc)
+            if key:
+                response.headers.update(self.key_headers(key))
+            if decision is None:
+                store(psp, key, fp, response)
+                return response
+            # Technical failures never reached the PSP's idempotency layer: a retry is processed.
+            if decision.outcome not in ("error", "none"):
+                store(psp, key, fp, response)
+            return await deliver(request, response, decision)
+
+        return endpoint
