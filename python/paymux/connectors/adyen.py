@@ -16,8 +16,9 @@ re-sends the identical ``/payments`` request with the same ``Idempotency-Key`` (
 original answer for an idempotent retry; if the first request never arrived, this one is the
 payment, so either way exactly one payment exists for the reference). That needs the original
 request, which the caller passes in ``SyncRequest.original`` while it still holds it; without it
-``sync`` answers PENDING (wait for the AUTHORISATION webhook). A configured
-``extra["lookup_path"]`` (the sandbox's documented test-only lookup) is used first when present.
+``sync`` answers PENDING (wait for the AUTHORISATION webhook). When
+``extra["lookup_path"]`` is configured (the paymux sandbox's test-only
+``GET /v72/_sandbox/payments?reference=``, which does not exist at Adyen) sync uses it instead.
 """
 
 from __future__ import annotations
@@ -155,13 +156,7 @@ class AdyenConnector(HttpConnector):
     async def sync(self, request: SyncRequest) -> ConnectorResult:
         lookup = self.config.extra.get("lookup_path")
         if lookup:
-            reply = await self._request("GET", lookup, params={"reference": request.reference})
-            if isinstance(reply, Reply) and reply.status == 404:
-                return ConnectorResult(
-                    status=AttemptStatus.NOT_FOUND, http_status=404, latency_ms=reply.latency_ms
-                )
-            capture = bool(request.original and request.original.capture)
-            return self._payment_result(reply, capture=capture, operation="sync")
+            return await self._lookup(lookup, request)
         if request.original is None:
             return ConnectorResult(
                 status=AttemptStatus.PENDING,
@@ -172,6 +167,43 @@ class AdyenConnector(HttpConnector):
         original = request.original
         reply = await self._post(f"/{API_VERSION}/payments", self._payment_body(original), original.reference)
         return self._payment_result(reply, capture=original.capture, operation="sync")
+
+    async def _lookup(self, path: str, request: SyncRequest) -> ConnectorResult:
+        """The sandbox's test-only ``GET .../_sandbox/payments?reference=`` (not an Adyen API)."""
+        reply = await self._request("GET", path, params={"reference": request.reference})
+        if isinstance(reply, TransportFailure):
+            return self._transport_result(reply, operation="sync")
+        doc = json_object(reply)
+        if doc is None or reply.status >= 500:
+            return self._unreadable(reply, operation="sync")
+        if reply.status == 404:
+            return ConnectorResult(status=AttemptStatus.NOT_FOUND, http_status=404, latency_ms=reply.latency_ms)
+        if reply.status >= 400:
+            return self._service_error(reply, doc, operation="sync")
+        payments = doc.get("payments")
+        if not isinstance(payments, list):
+            return self._technical(reply, "invalid_response", operation="sync", ambiguous=True)
+        payments = [p for p in payments if isinstance(p, dict)]
+        if request.connector_reference:
+            payments = [p for p in payments if p.get("pspReference") == request.connector_reference] or payments
+        if not payments:
+            return ConnectorResult(status=AttemptStatus.NOT_FOUND, http_status=reply.status, latency_ms=reply.latency_ms)
+        holds = ("authorized", "captured")
+        payments.sort(key=lambda p: p.get("status") in holds, reverse=True)
+        item = payments[0]
+        state = {
+            "authorized": AttemptStatus.AUTHORIZED,
+            "captured": AttemptStatus.CAPTURED,
+            "voided": AttemptStatus.VOIDED,
+            "refunded": AttemptStatus.REFUNDED,
+        }.get(str(item.get("status")))
+        result = self._parse_payment(reply, item, capture=False, operation="sync")
+        if state is not None and result.status in (AttemptStatus.AUTHORIZED, AttemptStatus.PENDING):
+            result.status = state
+            captured = item.get("capturedAmount") if isinstance(item.get("capturedAmount"), dict) else {}
+            if state is AttemptStatus.CAPTURED and as_int(captured.get("value")):
+                result.amount = as_int(captured.get("value"))
+        return result
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -281,6 +313,9 @@ class AdyenConnector(HttpConnector):
             return self._unreadable(reply, operation=operation)
         if reply.status >= 400:
             return self._service_error(reply, doc, operation=operation)
+        return self._parse_payment(reply, doc, capture=capture, operation=operation)
+
+    def _parse_payment(self, reply: Reply, doc: dict[str, Any], *, capture: bool, operation: str) -> ConnectorResult:
         result_code = as_str(doc.get("resultCode"))
         if result_code is None:
             return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)

@@ -215,10 +215,10 @@ class StripeConnector(HttpConnector):
         secret = self.config.webhook_secret
         if not secret:
             raise WebhookError("stripe webhook secret is not configured")
-        header = header(headers, "Stripe-Signature")
-        if not header:
+        sig_header = header(headers, "Stripe-Signature")
+        if not sig_header:
             raise WebhookError("missing Stripe-Signature header")
-        timestamp, signatures = _parse_stripe_signature(header)
+        timestamp, signatures = _parse_stripe_signature(sig_header)
         if timestamp is None or not signatures:
             raise WebhookError("malformed Stripe-Signature header")
         signed = f"{timestamp}.".encode() + body
