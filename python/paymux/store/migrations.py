@@ -136,4 +136,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX events_payment ON events (payment_id, id)",
         ],
     ),
+    (
+        2,
+        [
+            # Analytics (paymux.analytics): one covering index over the time range, so a report
+            # reads index pages only and never the wide attempt rows (ids, messages, references).
+            """CREATE INDEX attempts_analytics ON attempts (
+                created_at, connector, status, seq, currency, billing_country, card_brand,
+                card_bin, merchant_id, latency_ms, fee, normalized_code, decline_class, raw_code,
+                payment_id
+            )""",
+            # The payment's outcome for a first attempt, in one index seek.
+            "CREATE INDEX payments_outcome ON payments (id, status, amount)",
+        ],
+    ),
 ]

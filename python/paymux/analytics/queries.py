@@ -1,0 +1,509 @@
+"""The analytics reports: SQL over the stored attempts and payments, folded into plain dicts.
+
+Every report is a function ``(sqlite3.Connection, AnalyticsQuery) -> dict`` that runs a bounded
+number of grouped scans over the time range (served by the ``attempts_analytics`` covering index,
+migration 2) and folds the few resulting rows in Python. They are synchronous on purpose: the HTTP
+layer and `paymux report` run them on a worker thread with their own read-only connection.
+
+Conventions: money stays in integer minor units, per currency (never summed across currencies);
+rates are fractions in [0, 1] or null when there is nothing to divide by; latency is milliseconds
+as stored on the attempt.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import msgspec
+
+#: group_by / filter name -> attempts column (the payment's own attributes are copied onto it).
+DIMENSIONS: dict[str, str] = {
+    "connector": "connector",
+    "country": "billing_country",  # the billing country stands in for the issuer's country
+    "brand": "card_brand",
+    "currency": "currency",
+    "bin": "card_bin",
+    "merchant": "merchant_id",
+}
+
+#: An attempt the PSP approved, whatever happened to the money afterwards.
+APPROVED_ATTEMPT = ("authorized", "captured", "voided", "refunded")
+#: A payment that ended approved (canceled is only reachable from requires_capture).
+APPROVED_PAYMENT = ("requires_capture", "succeeded", "canceled")
+PENDING_PAYMENT = ("processing", "requires_action")
+
+# Every report scans the time range through the covering index of migration 2.
+_ATTEMPTS = "attempts a INDEXED BY attempts_analytics"
+
+_APPROVED_SQL = "('authorized', 'captured', 'voided', 'refunded')"
+_APPROVED_PAYMENT_SQL = "('requires_capture', 'succeeded', 'canceled')"
+_PENDING_PAYMENT_SQL = "('processing', 'requires_action')"
+
+# Latency histogram bucket: 0.1 ms below 100 ms, 1 ms below 10 s, 100 ms above. Percentiles read
+# from it are exact to that resolution, and a scan never ships a million floats to Python.
+_LATENCY_BUCKET = (
+    "CASE WHEN a.latency_ms < 100 THEN round(a.latency_ms, 1) "
+    "WHEN a.latency_ms < 10000 THEN round(a.latency_ms) "
+    "ELSE round(a.latency_ms / 100) * 100 END"
+)
+
+
+class AnalyticsQuery(msgspec.Struct, kw_only=True):
+    """What to compute: a half-open time range [from_ts, to_ts), grouping, filters and limits."""
+
+    from_ts: float
+    to_ts: float
+    group_by: tuple[str, ...] = ("connector",)
+    filters: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    resolution: int = 60  # seconds per time-series bucket
+    top: int = 10  # decline reasons per group, failover paths
+    limit: int = 100  # groups, largest first
+
+
+def _where(q: AnalyticsQuery, alias: str = "a") -> tuple[str, list[Any]]:
+    clauses = [f"{alias}.created_at >= ?", f"{alias}.created_at < ?"]
+    params: list[Any] = [q.from_ts, q.to_ts]
+    for name, values in sorted(q.filters.items()):
+        if not values:
+            continue
+        column = DIMENSIONS[name]
+        clauses.append(f"{alias}.{column} IN ({', '.join('?' * len(values))})")
+        params.extend(values)
+    return " AND ".join(clauses), params
+
+
+def _dims(q: AnalyticsQuery, alias: str = "a") -> list[str]:
+    return [f"{alias}.{DIMENSIONS[d]}" for d in q.group_by]
+
+
+def _select_dims(q: AnalyticsQuery, alias: str = "a") -> str:
+    return "".join(f"{c} AS g{i}, " for i, c in enumerate(_dims(q, alias)))
+
+
+def _group_clause(q: AnalyticsQuery, *extra: str) -> str:
+    cols = [f"g{i}" for i in range(len(q.group_by))] + list(extra)
+    return f"GROUP BY {', '.join(cols)}" if cols else ""
+
+
+def _key(q: AnalyticsQuery, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(row[: len(q.group_by)])
+
+
+def _key_dict(q: AnalyticsQuery, key: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(q.group_by, key, strict=True))
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def _largest(groups: dict[tuple[Any, ...], dict[str, Any]], size: str, limit: int
+             ) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    ordered = sorted(groups.items(), key=lambda kv: (-kv[1][size], [str(k) for k in kv[0]]))
+    return ordered[:limit]
+
+
+def _add_money(into: dict[str, int], currency: str, amount: int | None) -> None:
+    if amount:
+        into[currency] = into.get(currency, 0) + int(amount)
+
+
+# -- approvals ----------------------------------------------------------------------------------
+
+
+def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+    """First-attempt and final approval rates, counts and approved volume per group.
+
+    A payment belongs to the group of its first attempt (the routing choice): its final outcome
+    counts there even when a cascade recovered it elsewhere.
+    """
+    where, params = _where(q)
+    payments_sql = f"""
+        SELECT {_select_dims(q)}a.currency,
+               count(*),
+               sum(a.status IN {_APPROVED_SQL}),
+               sum(p.status IN {_APPROVED_PAYMENT_SQL}),
+               sum(p.status IN {_PENDING_PAYMENT_SQL}),
+               sum(CASE WHEN p.status IN {_APPROVED_PAYMENT_SQL} THEN p.amount ELSE 0 END)
+        FROM {_ATTEMPTS} JOIN payments p ON p.id = a.payment_id
+        WHERE {where} AND a.seq = 1
+        {_group_clause(q, "a.currency")}"""
+    attempts_sql = f"""
+        SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
+               sum(a.status = 'declined'), sum(a.status = 'failed')
+        FROM {_ATTEMPTS} WHERE {where}
+        {_group_clause(q)}"""
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def group(key: tuple[Any, ...]) -> dict[str, Any]:
+        if key not in groups:
+            groups[key] = {"payments": 0, "first_attempt_approved": 0, "approved": 0,
+                           "pending": 0, "volume": {}, "attempts": 0, "attempts_approved": 0,
+                           "attempts_declined": 0, "attempts_failed": 0}
+        return groups[key]
+
+    n = len(q.group_by)
+    for row in conn.execute(payments_sql, params):
+        g = group(_key(q, row))
+        currency, payments, first_ok, final_ok, pending, volume = row[n:]
+        g["payments"] += payments
+        g["first_attempt_approved"] += first_ok or 0
+        g["approved"] += final_ok or 0
+        g["pending"] += pending or 0
+        _add_money(g["volume"], currency, volume)
+    for row in conn.execute(attempts_sql, params):
+        g = group(_key(q, row))
+        total, ok, declined, failed = row[n:]
+        g["attempts"] += total
+        g["attempts_approved"] += ok or 0
+        g["attempts_declined"] += declined or 0
+        g["attempts_failed"] += failed or 0
+
+    def finish(g: dict[str, Any]) -> dict[str, Any]:
+        decided = g["payments"] - g["pending"]
+        g["failed"] = decided - g["approved"]
+        g["first_attempt_approval_rate"] = _rate(g["first_attempt_approved"], g["payments"])
+        g["approval_rate"] = _rate(g["approved"], decided)
+        g["attempt_approval_rate"] = _rate(g["attempts_approved"], g["attempts"])
+        return g
+
+    totals = _sum_groups(groups.values())
+    out = [{"key": _key_dict(q, k), **finish(g)} for k, g in _largest(groups, "attempts", q.limit)]
+    return {"groups": out, "totals": finish(totals)}
+
+
+def _sum_groups(groups: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for g in groups:
+        for name, value in g.items():
+            if isinstance(value, dict):
+                bucket = total.setdefault(name, {})
+                for cur, amount in value.items():
+                    bucket[cur] = bucket.get(cur, 0) + amount
+            elif isinstance(value, int):
+                total[name] = total.get(name, 0) + value
+    for name in ("payments", "first_attempt_approved", "approved", "pending", "attempts",
+                 "attempts_approved", "attempts_declined", "attempts_failed"):
+        total.setdefault(name, 0)
+    total.setdefault("volume", {})
+    return total
+
+
+# -- declines -----------------------------------------------------------------------------------
+
+
+def declines(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+    """Decline reasons (normalized code and class, with the raw codes behind them), top N."""
+    where, params = _where(q)
+    sql = f"""
+        SELECT {_select_dims(q)}a.status IN ('declined', 'failed') AS declined,
+               a.normalized_code, a.decline_class, a.connector, a.raw_code, count(*)
+        FROM {_ATTEMPTS} WHERE {where}
+        {_group_clause(q, "declined", "a.normalized_code", "a.decline_class", "a.connector",
+                       "a.raw_code")}"""
+    n = len(q.group_by)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    overall: dict[tuple[str, str], dict[str, Any]] = {}
+    classes: dict[str, int] = {}
+    for row in conn.execute(sql, params):
+        key = _key(q, row)
+        is_decline, code, klass, connector, raw, count = row[n:]
+        g = groups.setdefault(key, {"attempts": 0, "declines": 0, "reasons": {}, "classes": {}})
+        g["attempts"] += count
+        if not is_decline:
+            continue
+        code = code or "unknown"
+        klass = klass or "unknown"
+        g["declines"] += count
+        g["classes"][klass] = g["classes"].get(klass, 0) + count
+        classes[klass] = classes.get(klass, 0) + count
+        for reasons in (g["reasons"], overall):
+            r = reasons.setdefault((code, klass), {"normalized_code": code, "decline_class": klass,
+                                                   "count": 0, "raw": {}})
+            r["count"] += count
+            raw_key = (connector, raw)
+            r["raw"][raw_key] = r["raw"].get(raw_key, 0) + count
+
+    def top_reasons(reasons: dict[tuple[str, str], dict[str, Any]], declines_: int
+                    ) -> list[dict[str, Any]]:
+        ordered = sorted(reasons.values(), key=lambda r: (-r["count"], r["normalized_code"]))
+        out = []
+        for r in ordered[: q.top]:
+            raw = sorted(r.pop("raw").items(), key=lambda kv: (-kv[1], str(kv[0])))
+            out.append({**r, "share": _rate(r["count"], declines_),
+                        "raw_codes": [{"connector": c, "raw_code": code, "count": n_}
+                                      for (c, code), n_ in raw]})
+        return out
+
+    out = []
+    for key, g in _largest(groups, "attempts", q.limit):
+        out.append({
+            "key": _key_dict(q, key),
+            "attempts": g["attempts"],
+            "declines": g["declines"],
+            "decline_rate": _rate(g["declines"], g["attempts"]),
+            "classes": dict(sorted(g["classes"].items(), key=lambda kv: -kv[1])),
+            "reasons": top_reasons(g["reasons"], g["declines"]),
+        })
+    attempts = sum(g["attempts"] for g in groups.values())
+    total_declines = sum(g["declines"] for g in groups.values())
+    return {
+        "groups": out,
+        "totals": {
+            "attempts": attempts,
+            "declines": total_declines,
+            "decline_rate": _rate(total_declines, attempts),
+            "classes": dict(sorted(classes.items(), key=lambda kv: -kv[1])),
+            "reasons": top_reasons(overall, total_declines),
+        },
+    }
+
+
+# -- failover -----------------------------------------------------------------------------------
+
+
+def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+    """Payments a cascade recovered, attempts per payment, and how often each path A->B ran."""
+    where, params = _where(q)
+    groups_sql = "".join(f"s.g{i}, " for i in range(len(q.group_by)))
+    per_payment = f"""
+        SELECT {groups_sql}count(*),
+               sum(s.n > 1), sum(s.n > 1 AND p.status IN {_APPROVED_PAYMENT_SQL}), sum(s.n)
+        FROM (SELECT {_select_dims(q)}a.payment_id,
+                     (SELECT max(b.seq) FROM attempts b WHERE b.payment_id = a.payment_id) AS n
+              FROM {_ATTEMPTS} WHERE {where} AND a.seq = 1) s
+        JOIN payments p ON p.id = s.payment_id
+        {_group_clause(q)}"""
+    paths_sql = f"""
+        SELECT a.connector, b.connector, count(*), sum(b.status IN {_APPROVED_SQL})
+        FROM {_ATTEMPTS} JOIN attempts b ON b.payment_id = a.payment_id AND b.seq = a.seq + 1
+        WHERE {where} AND a.status IN ('declined', 'failed')
+        GROUP BY a.connector, b.connector"""
+    n = len(q.group_by)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in conn.execute(per_payment, params):
+        payments, cascaded, recovered, attempts = row[n:]
+        groups[_key(q, row)] = {"payments": payments, "cascaded": cascaded or 0,
+                                "recovered": recovered or 0, "attempts": attempts or 0}
+    paths = []
+    for source, target, triggered, approved in conn.execute(paths_sql, params):
+        paths.append({"path": f"{source}->{target}", "from": source, "to": target,
+                      "triggered": triggered, "approved": approved or 0,
+                      "approval_rate": _rate(approved or 0, triggered)})
+    paths.sort(key=lambda p: (-p["triggered"], p["path"]))
+
+    def finish(g: dict[str, Any]) -> dict[str, Any]:
+        g["cascade_rate"] = _rate(g["cascaded"], g["payments"])
+        g["recovery_rate"] = _rate(g["recovered"], g["cascaded"])
+        g["attempts_per_payment"] = round(g["attempts"] / g["payments"], 4) if g["payments"] else None
+        return g
+
+    totals = {name: sum(g[name] for g in groups.values())
+              for name in ("payments", "cascaded", "recovered", "attempts")}
+    return {
+        "groups": [{"key": _key_dict(q, k), **finish(g)}
+                   for k, g in _largest(groups, "payments", q.limit)],
+        "paths": paths[: q.top],
+        "totals": finish(totals),
+    }
+
+
+# -- latency ------------------------------------------------------------------------------------
+
+
+def percentiles(histogram: list[tuple[float, int]], points: Iterable[float]) -> list[float | None]:
+    """Nearest-rank percentiles from (value, count) pairs sorted by value."""
+    total = sum(c for _, c in histogram)
+    if not total:
+        return [None for _ in points]
+    out: list[float | None] = []
+    for p in points:
+        rank = max(1, math.ceil(p * total))
+        seen = 0
+        for value, count in histogram:
+            seen += count
+            if seen >= rank:
+                out.append(round(float(value), 3))
+                break
+    return out
+
+
+def _latency_groups(conn: sqlite3.Connection, q: AnalyticsQuery
+                    ) -> dict[tuple[Any, ...], dict[str, Any]]:
+    where, params = _where(q)
+    sql = f"""
+        SELECT {_select_dims(q)}{_LATENCY_BUCKET} AS bucket, count(*), sum(a.latency_ms)
+        FROM {_ATTEMPTS} WHERE {where} AND a.latency_ms IS NOT NULL
+        {_group_clause(q, "bucket")} ORDER BY {", ".join([*(f"g{i}" for i in range(len(q.group_by))), "bucket"])}"""
+    n = len(q.group_by)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in conn.execute(sql, params):
+        bucket, count, total = row[n:]
+        g = groups.setdefault(_key(q, row), {"histogram": [], "count": 0, "sum": 0.0})
+        g["histogram"].append((bucket, count))
+        g["count"] += count
+        g["sum"] += total
+    return groups
+
+
+def _latency_summary(g: dict[str, Any]) -> dict[str, Any]:
+    p50, p95, p99 = percentiles(g["histogram"], (0.5, 0.95, 0.99))
+    return {
+        "count": g["count"],
+        "mean_ms": round(g["sum"] / g["count"], 3) if g["count"] else None,
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "max_ms": g["histogram"][-1][0] if g["histogram"] else None,
+    }
+
+
+def latency(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+    """PSP latency p50/p95/p99 per group (the attempt's round trip to the PSP)."""
+    groups = _latency_groups(conn, q)
+    merged: dict[float, int] = {}
+    for g in groups.values():
+        for value, count in g["histogram"]:
+            merged[value] = merged.get(value, 0) + count
+    total = {"histogram": sorted(merged.items()), "count": sum(merged.values()),
+             "sum": sum(g["sum"] for g in groups.values())}
+    return {
+        "groups": [{"key": _key_dict(q, k), **_latency_summary(g)}
+                   for k, g in _largest(groups, "count", q.limit)],
+        "totals": _latency_summary(total),
+    }
+
+
+# -- fees ---------------------------------------------------------------------------------------
+
+
+def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+    """PSP fees per group and currency, and the cost per approved payment (all attempts' fees)."""
+    where, params = _where(q)
+    sql = f"""
+        SELECT {_select_dims(q)}a.currency, count(*), count(a.fee), sum(a.fee),
+               sum(a.status IN {_APPROVED_SQL})
+        FROM {_ATTEMPTS} WHERE {where}
+        {_group_clause(q, "a.currency")}"""
+    n = len(q.group_by)
+    rows = []
+    totals: dict[str, dict[str, int]] = {}
+    for row in conn.execute(sql, params):
+        currency, attempts, priced, fee, approved = row[n:]
+        fee = int(fee or 0)
+        approved = approved or 0
+        rows.append({"key": _key_dict(q, _key(q, row)), "currency": currency,
+                     "attempts": attempts, "attempts_priced": priced, "fees": fee,
+                     "approved": approved,
+                     "cost_per_approved": round(fee / approved, 2) if approved else None})
+        t = totals.setdefault(currency, {"attempts": 0, "attempts_priced": 0, "fees": 0,
+                                         "approved": 0})
+        t["attempts"] += attempts
+        t["attempts_priced"] += priced
+        t["fees"] += fee
+        t["approved"] += approved
+    rows.sort(key=lambda r: (-r["fees"], -r["attempts"], str(r["key"]), r["currency"]))
+    return {
+        "groups": rows[: q.limit],
+        "totals": {cur: {**t, "cost_per_approved": round(t["fees"] / t["approved"], 2)
+                         if t["approved"] else None} for cur, t in sorted(totals.items())},
+    }
+
+
+# -- time series --------------------------------------------------------------------------------
+
+
+def timeseries(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+    """Attempts, approvals, declines, failures and mean latency per time bucket and group."""
+    where, params = _where(q)
+    res = int(q.resolution)
+    sql = f"""
+        SELECT {_select_dims(q)}CAST(a.created_at / {res} AS INTEGER) * {res} AS t, count(*),
+               sum(a.status IN {_APPROVED_SQL}), sum(a.status = 'declined'),
+               sum(a.status = 'failed'), avg(a.latency_ms)
+        FROM {_ATTEMPTS} WHERE {where}
+        {_group_clause(q, "t")} ORDER BY t"""
+    n = len(q.group_by)
+    series: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in conn.execute(sql, params):
+        t, attempts, ok, declined, failed, mean_latency = row[n:]
+        s = series.setdefault(_key(q, row), {"attempts": 0, "points": []})
+        s["attempts"] += attempts
+        s["points"].append({
+            "t": t, "attempts": attempts, "approved": ok or 0, "declined": declined or 0,
+            "failed": failed or 0, "approval_rate": _rate(ok or 0, attempts),
+            "latency_ms_mean": round(mean_latency, 3) if mean_latency is not None else None,
+        })
+    return {
+        "resolution": res,
+        "series": [{"key": _key_dict(q, k), **s} for k, s in _largest(series, "attempts", q.limit)],
+    }
+
+
+# -- live health (the dashboard's top row) ------------------------------------------------------
+
+
+def health(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+    """Per group over the range: approval rate, technical error rate, latency percentiles."""
+    where, params = _where(q)
+    sql = f"""
+        SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
+               sum(a.status = 'declined'), sum(a.status = 'failed' OR a.decline_class = 'technical')
+        FROM {_ATTEMPTS} WHERE {where} AND a.status != 'started'
+        {_group_clause(q)}"""
+    n = len(q.group_by)
+    lat = _latency_groups(conn, q)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in conn.execute(sql, params):
+        attempts, ok, declined, errors = row[n:]
+        key = _key(q, row)
+        summary = _latency_summary(lat.get(key, {"histogram": [], "count": 0, "sum": 0.0}))
+        groups[key] = {
+            "attempts": attempts, "approved": ok or 0, "declined": declined or 0,
+            "errors": errors or 0, "approval_rate": _rate(ok or 0, attempts),
+            "error_rate": _rate(errors or 0, attempts),
+            "p50_ms": summary["p50_ms"], "p95_ms": summary["p95_ms"],
+        }
+    return {"groups": [{"key": _key_dict(q, k), **g}
+                       for k, g in _largest(groups, "attempts", q.limit)]}
+
+
+Report = Callable[[sqlite3.Connection, AnalyticsQuery], dict[str, Any]]
+
+REPORTS: dict[str, Report] = {
+    "approvals": approvals,
+    "declines": declines,
+    "failover": failover,
+    "latency": latency,
+    "fees": fees,
+    "timeseries": timeseries,
+    "health": health,
+}
+
+
+def connect_readonly(path: str) -> sqlite3.Connection:
+    """A read-only connection of the caller's own (never the store's shared reader)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA query_only = ON")
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: a million-attempt scan stays in memory
+    return conn
+
+
+def run_report(path: str, name: str, q: AnalyticsQuery) -> dict[str, Any]:
+    """Open, compute, close: safe to call on any thread."""
+    conn = connect_readonly(path)
+    try:
+        body = REPORTS[name](conn, q)
+    finally:
+        conn.close()
+    return {
+        "object": f"analytics.{name}",
+        "from": q.from_ts,
+        "to": q.to_ts,
+        "group_by": list(q.group_by),
+        "filters": {k: list(v) for k, v in sorted(q.filters.items()) if v},
+        **body,
+    }
