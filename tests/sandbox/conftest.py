@@ -53,7 +53,7 @@ def running_sandbox(scenario: Scenario | dict | None = None, seed: int = 0) -> I
     async def start() -> None:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.2)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, shutdown_timeout=0.2)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         state["runner"] = runner
         state["port"] = runner.addresses[0][1]
