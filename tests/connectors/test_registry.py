@@ -48,6 +48,30 @@ class ExampleConnector(Connector):
 '''
 
 
+ACME = """
+from pathlib import Path
+
+from paymux.connectors.http import HttpConnector
+from paymux.connectors.stripe import StripeConnector
+
+
+class AcmeConnector(StripeConnector):
+    \"\"\"A Stripe-compatible PSP with its own decline table.\"\"\"
+
+    kind = "acme"
+    table_path = str(Path(__file__).with_name("acme.toml"))
+"""
+
+ACME_TABLE = """
+connector = "acme"
+version = "7"
+[declines]
+"51" = { code = "insufficient_funds", class = "issuer_not_now" }
+[advice]
+"03" = "hard"
+"""
+
+
 def _distribution(root: Path, name: str, version: str, entry_points: str, modules: dict[str, str]) -> None:
     for module, source in modules.items():
         (root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -80,9 +104,17 @@ def plugin_path(tmp_path, monkeypatch):
         "[paymux.connectors]\nliar = liar_connector:NotAConnector\n",
         {"liar_connector": "class NotAConnector:\n    kind = 'liar'\n"},
     )
+    _distribution(
+        tmp_path,
+        "acme_connector",
+        "2.0",
+        "[paymux.connectors]\nacme = acme_connector:AcmeConnector\n",
+        {"acme_connector": ACME},
+    )
+    (tmp_path / "acme.toml").write_text(ACME_TABLE)
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    for mod in ("example_connector", "broken_connector", "liar_connector"):
+    for mod in ("example_connector", "broken_connector", "liar_connector", "acme_connector"):
         sys.modules.pop(mod, None)
 
 
@@ -124,3 +156,12 @@ def test_create_connector_explains_a_broken_or_missing_kind(plugin_path):
         create_connector(ConnectorConfig(name="b", kind="broken", base_url="http://unused"))
     with pytest.raises(UnknownConnectorError, match="no connector plugin of kind 'nope'"):
         create_connector(ConnectorConfig(name="n", kind="nope", base_url="http://unused"))
+
+
+def test_plugin_http_connector_uses_its_own_table(plugin_path):
+    from paymux.outcomes import DeclineClass
+
+    conn = create_connector(ConnectorConfig(name="acme1", kind="acme", base_url="http://unused"))
+    assert conn.table.version == "7"
+    assert conn.map_error("51") == ("insufficient_funds", DeclineClass.ISSUER_NOT_NOW)
+    assert conn.map_error("zz") == ("unknown_decline", DeclineClass.SOFT_ROUTE)

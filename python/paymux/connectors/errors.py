@@ -187,3 +187,9 @@ def load_table(name: str) -> DeclineTable:
     """The built-in table ``tables/<name>.toml``, parsed once per process."""
     resource = importlib.resources.files("paymux.connectors").joinpath("tables", f"{name}.toml")
     return DeclineTable.from_toml(resource.read_text(encoding="utf-8"), source=f"tables/{name}.toml")
+
+
+@functools.cache
+def load_table_file(path: str) -> DeclineTable:
+    """A table from a file (a plugin's own), parsed once per process."""
+    return DeclineTable.from_path(path)

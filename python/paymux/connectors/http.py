@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 
 from paymux.connectors.base import Connector, ConnectorConfig, ConnectorResult
-from paymux.connectors.errors import DeclineTable, load_table
+from paymux.connectors.errors import DeclineTable, load_table, load_table_file
 from paymux.connectors.scrub import scrub_detail
 from paymux.outcomes import AttemptStatus, DeclineClass
 
@@ -72,12 +72,15 @@ class HttpConnector(Connector):
     its ``Reply`` into a result, or hand a ``TransportFailure`` to ``_transport_result``.
     """
 
-    table_name: str = ""
+    table_name: str = ""  # a built-in table: paymux/connectors/tables/<name>.toml
+    table_path: str | None = None  # or a table file of your own (a plugin's), loaded once
 
     def __init__(self, config: ConnectorConfig) -> None:
         super().__init__(config)
         self._session: aiohttp.ClientSession | None = None
-        self.table: DeclineTable = load_table(self.table_name or self.kind)
+        self.table: DeclineTable = (
+            load_table_file(self.table_path) if self.table_path else load_table(self.table_name or self.kind)
+        )
         self.log = logging.getLogger(f"paymux.connectors.{self.kind}")
         self._base = config.base_url.rstrip("/")
 
