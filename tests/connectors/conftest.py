@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
-
 from paymux.connectors.adyen import AdyenConnector
 from paymux.connectors.base import AuthorizeRequest, CardDetails, ConnectorConfig
 from paymux.connectors.checkout import CheckoutConnector
@@ -153,7 +153,11 @@ def make_config(kind: str, base_url: str, **kw: Any) -> ConnectorConfig:
 
 
 CLASSES = {"stripe": StripeConnector, "adyen": AdyenConnector, "checkout": CheckoutConnector}
-AUTHORIZE_PATH = {"stripe": "/v1/payment_intents", "adyen": "/v72/payments", "checkout": "/payments"}
+AUTHORIZE_PATH = {
+    "stripe": "/v1/payment_intents",
+    "adyen": "/v72/payments",
+    "checkout": "/payments",
+}
 
 
 async def _connector(kind: str, psp: FakePsp):
@@ -190,7 +194,14 @@ async def any_connector(request, psp):
     await conn.close()
 
 
-def authorize_request(reference: str = "att_unit_0001", *, capture: bool = False, amount: int = 1099, currency: str = "EUR", pan: str = PAN) -> AuthorizeRequest:
+def authorize_request(
+    reference: str = "att_unit_0001",
+    *,
+    capture: bool = False,
+    amount: int = 1099,
+    currency: str = "EUR",
+    pan: str = PAN,
+) -> AuthorizeRequest:
     return AuthorizeRequest(
         reference=reference,
         payment_id="pay_unit_0001",

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
 from paymux.connectors.adyen import AdyenConnector, adyen_hmac
-from paymux.connectors.base import CaptureRequest, RefundRequest, SyncRequest, VoidRequest, WebhookError
+from paymux.connectors.base import (
+    CaptureRequest,
+    RefundRequest,
+    SyncRequest,
+    VoidRequest,
+    WebhookError,
+)
 from paymux.outcomes import AttemptStatus, DeclineClass
 
 from .conftest import ADYEN_HMAC_KEY, API_KEY, CVC, PAN, Canned, authorize_request, make_config
@@ -22,7 +27,9 @@ def authorised(psp_ref: str = "8815123456789012", value: int = 1099) -> dict:
     }
 
 
-def refused(code: str, reason: str, raw: str = "", result_code: str = "Refused", **extra_data) -> dict:
+def refused(
+    code: str, reason: str, raw: str = "", result_code: str = "Refused", **extra_data
+) -> dict:
     return {
         "pspReference": "8815123456789013",
         "resultCode": result_code,
@@ -94,18 +101,28 @@ async def test_refusals_map_through_the_table(psp, adyen, code, reason, normaliz
 async def test_unknown_refusal_code_is_soft_route_and_keeps_raw(psp, adyen):
     psp.on("POST", "/v72/payments", Canned(200, refused("977", "Something new")))
     result = await adyen.authorize(authorize_request())
-    assert (result.raw_code, result.normalized_code, result.decline_class) == ("977", "unknown_decline", DeclineClass.SOFT_ROUTE)
+    assert (result.raw_code, result.normalized_code, result.decline_class) == (
+        "977",
+        "unknown_decline",
+        DeclineClass.SOFT_ROUTE,
+    )
 
 
 async def test_merchant_advice_code_21_is_hard(psp, adyen):
-    psp.on("POST", "/v72/payments", Canned(200, refused("2", "Refused", merchantAdviceCode="21 : Payment Cancellation")))
+    psp.on(
+        "POST",
+        "/v72/payments",
+        Canned(200, refused("2", "Refused", merchantAdviceCode="21 : Payment Cancellation")),
+    )
     result = await adyen.authorize(authorize_request())
     assert result.decline_class is DeclineClass.HARD
     assert result.advice_code == "21 : Payment Cancellation"
 
 
 async def test_result_code_error_is_a_technical_failure(psp, adyen):
-    psp.on("POST", "/v72/payments", Canned(200, refused("4", "Acquirer Error", result_code="Error")))
+    psp.on(
+        "POST", "/v72/payments", Canned(200, refused("4", "Acquirer Error", result_code="Error"))
+    )
     result = await adyen.authorize(authorize_request())
     assert result.status is AttemptStatus.FAILED
     assert result.decline_class is DeclineClass.TECHNICAL
@@ -124,14 +141,23 @@ async def test_result_code_error_is_a_technical_failure(psp, adyen):
     ],
 )
 async def test_neither_success_nor_failure_is_pending_or_action(psp, adyen, result_code, status):
-    psp.on("POST", "/v72/payments", Canned(200, {"pspReference": "8815000000000001", "resultCode": result_code}))
+    psp.on(
+        "POST",
+        "/v72/payments",
+        Canned(200, {"pspReference": "8815000000000001", "resultCode": result_code}),
+    )
     result = await adyen.authorize(authorize_request())
     assert result.status is status
     assert result.decline_class is None
 
 
 async def test_validation_error_on_card_number_is_hard(psp, adyen):
-    body = {"status": 422, "errorCode": "101", "message": "Invalid card number", "errorType": "validation"}
+    body = {
+        "status": 422,
+        "errorCode": "101",
+        "message": "Invalid card number",
+        "errorType": "validation",
+    }
     psp.on("POST", "/v72/payments", Canned(422, body))
     result = await adyen.authorize(authorize_request())
     assert result.status is AttemptStatus.DECLINED
@@ -140,7 +166,12 @@ async def test_validation_error_on_card_number_is_hard(psp, adyen):
 
 
 async def test_unauthorized_is_technical(psp, adyen):
-    body = {"status": 401, "errorCode": "000", "message": "HTTP Status Response - Unauthorized", "errorType": "security"}
+    body = {
+        "status": 401,
+        "errorCode": "000",
+        "message": "HTTP Status Response - Unauthorized",
+        "errorType": "security",
+    }
     psp.on("POST", "/v72/payments", Canned(401, body))
     result = await adyen.authorize(authorize_request())
     assert result.status is AttemptStatus.FAILED
@@ -149,46 +180,83 @@ async def test_unauthorized_is_technical(psp, adyen):
 
 
 def _modification(kind: str, value: int | None = None) -> dict:
-    body = {"merchantAccount": "PaymuxECOM", "paymentPspReference": "8815123456789012", "pspReference": f"99{kind[:2].upper()}000000000001", "reference": "mod_ref", "status": "received"}
+    body = {
+        "merchantAccount": "PaymuxECOM",
+        "paymentPspReference": "8815123456789012",
+        "pspReference": f"99{kind[:2].upper()}000000000001",
+        "reference": "mod_ref",
+        "status": "received",
+    }
     if value is not None:
         body["amount"] = {"currency": "EUR", "value": value}
     return body
 
 
 async def test_partial_capture_received_is_captured(psp, adyen):
-    psp.on("POST", "/v72/payments/8815123456789012/captures", Canned(201, _modification("captures", 500)))
-    result = await adyen.capture(CaptureRequest(reference="cap_1", connector_reference="8815123456789012", amount=500, currency="EUR"))
+    psp.on(
+        "POST",
+        "/v72/payments/8815123456789012/captures",
+        Canned(201, _modification("captures", 500)),
+    )
+    result = await adyen.capture(
+        CaptureRequest(
+            reference="cap_1", connector_reference="8815123456789012", amount=500, currency="EUR"
+        )
+    )
     assert result.status is AttemptStatus.CAPTURED
     assert result.raw_code == "received"
     assert result.amount == 500
     assert result.connector_reference == "8815123456789012"
     req = psp.requests[0]
-    assert req.json() == {"merchantAccount": "PaymuxECOM", "amount": {"value": 500, "currency": "EUR"}, "reference": "cap_1"}
+    assert req.json() == {
+        "merchantAccount": "PaymuxECOM",
+        "amount": {"value": 500, "currency": "EUR"},
+        "reference": "cap_1",
+    }
     assert req.headers["Idempotency-Key"] == "cap_1"
 
 
 async def test_void_received_is_voided(psp, adyen):
     psp.on("POST", "/v72/payments/8815123456789012/cancels", Canned(201, _modification("cancels")))
-    result = await adyen.void(VoidRequest(reference="void_1", connector_reference="8815123456789012", amount=1099, currency="EUR"))
+    result = await adyen.void(
+        VoidRequest(
+            reference="void_1", connector_reference="8815123456789012", amount=1099, currency="EUR"
+        )
+    )
     assert result.status is AttemptStatus.VOIDED
 
 
 async def test_refund_received_is_refunded_with_the_refund_reference(psp, adyen):
-    psp.on("POST", "/v72/payments/8815123456789012/refunds", Canned(201, _modification("refunds", 300)))
-    result = await adyen.refund(RefundRequest(reference="ref_1", connector_reference="8815123456789012", amount=300, currency="EUR"))
+    psp.on(
+        "POST", "/v72/payments/8815123456789012/refunds", Canned(201, _modification("refunds", 300))
+    )
+    result = await adyen.refund(
+        RefundRequest(
+            reference="ref_1", connector_reference="8815123456789012", amount=300, currency="EUR"
+        )
+    )
     assert result.status is AttemptStatus.REFUNDED
     assert result.connector_reference == "99RE000000000001"
 
 
 async def test_modification_on_unknown_payment_is_technical_not_ambiguous(psp, adyen):
-    body = {"status": 422, "errorCode": "167", "message": "Original pspReference required for this operation", "errorType": "validation"}
+    body = {
+        "status": 422,
+        "errorCode": "167",
+        "message": "Original pspReference required for this operation",
+        "errorType": "validation",
+    }
     psp.on("POST", "/v72/payments/nope/captures", Canned(422, body))
-    result = await adyen.capture(CaptureRequest(reference="cap_1", connector_reference="nope", amount=500, currency="EUR"))
+    result = await adyen.capture(
+        CaptureRequest(reference="cap_1", connector_reference="nope", amount=500, currency="EUR")
+    )
     assert result.status is AttemptStatus.FAILED and not result.ambiguous
 
 
 async def test_sync_replays_the_original_request_with_the_same_key(psp, adyen):
-    psp.on("POST", "/v72/payments", Canned(200, authorised(), delay_s=2.0), Canned(200, authorised()))
+    psp.on(
+        "POST", "/v72/payments", Canned(200, authorised(), delay_s=2.0), Canned(200, authorised())
+    )
     original = authorize_request("att_lost_1")
     lost = await adyen.authorize(original)
     assert lost.ambiguous and lost.normalized_code == "timeout"
@@ -205,9 +273,20 @@ async def test_sync_without_the_original_and_without_lookup_is_pending(adyen):
 
 
 async def test_sync_through_the_sandbox_lookup(psp):
-    conn = AdyenConnector(make_config("adyen", psp.url, extra={"lookup_path": "/v72/_sandbox/payments"}))
-    found = {**authorised(), "status": "captured", "capturedAmount": {"currency": "EUR", "value": 700}}
-    psp.on("GET", "/v72/_sandbox/payments", Canned(200, {"payments": [found]}), Canned(200, {"payments": []}))
+    conn = AdyenConnector(
+        make_config("adyen", psp.url, extra={"lookup_path": "/v72/_sandbox/payments"})
+    )
+    found = {
+        **authorised(),
+        "status": "captured",
+        "capturedAmount": {"currency": "EUR", "value": 700},
+    }
+    psp.on(
+        "GET",
+        "/v72/_sandbox/payments",
+        Canned(200, {"payments": [found]}),
+        Canned(200, {"payments": []}),
+    )
     async with conn:
         hit = await conn.sync(SyncRequest(reference="att_unit_0001"))
         miss = await conn.sync(SyncRequest(reference="att_never"))
@@ -216,7 +295,9 @@ async def test_sync_through_the_sandbox_lookup(psp):
     assert psp.requests[0].query == {"reference": "att_unit_0001"}
 
 
-def _notification(event: str = "AUTHORISATION", success: str = "true", key: str = ADYEN_HMAC_KEY, **item) -> bytes:
+def _notification(
+    event: str = "AUTHORISATION", success: str = "true", key: str = ADYEN_HMAC_KEY, **item
+) -> bytes:
     nri = {
         "pspReference": "8815123456789012",
         "originalReference": "",
@@ -236,14 +317,24 @@ def test_webhook_with_good_hmac(adyen):
     events = adyen.parse_webhook({}, _notification())
     assert len(events) == 1
     ev = events[0]
-    assert (ev.connector_reference, ev.reference, ev.status, ev.amount) == ("8815123456789012", "att_unit_0001", AttemptStatus.AUTHORIZED, 1099)
+    assert (ev.connector_reference, ev.reference, ev.status, ev.amount) == (
+        "8815123456789012",
+        "att_unit_0001",
+        AttemptStatus.AUTHORIZED,
+        1099,
+    )
 
 
 def test_webhook_refused_and_capture_failed(adyen):
     refused_ev = adyen.parse_webhook({}, _notification(success="false", reason="Refused"))[0]
     assert refused_ev.status is AttemptStatus.DECLINED
-    failed = adyen.parse_webhook({}, _notification("CAPTURE_FAILED", originalReference="8815123456789012", pspReference="9915"))[0]
-    assert failed.status is AttemptStatus.DECLINED and failed.connector_reference == "8815123456789012"
+    failed = adyen.parse_webhook(
+        {},
+        _notification("CAPTURE_FAILED", originalReference="8815123456789012", pspReference="9915"),
+    )[0]
+    assert (
+        failed.status is AttemptStatus.DECLINED and failed.connector_reference == "8815123456789012"
+    )
 
 
 def test_webhook_with_bad_hmac_is_rejected(adyen):

@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 from aiohttp import web
-
 from paymux.connectors.base import (
     AuthorizeRequest,
     CaptureRequest,
@@ -25,8 +24,8 @@ from paymux.connectors.registry import create_connector
 from paymux.outcomes import AttemptStatus, DeclineClass
 
 sandbox = pytest.importorskip("paymux.sandbox")
-from paymux.sandbox import DEFAULT_CREDENTIALS, build_app  # noqa: E402
-from paymux.sandbox.scenario import Match, Psp, Scenario, Segment  # noqa: E402
+from paymux.sandbox import DEFAULT_CREDENTIALS, build_app
+from paymux.sandbox.scenario import Match, Psp, Scenario, Segment
 
 KINDS = ["stripe", "adyen", "checkout"]
 TIMEOUT_AMOUNT = 7777  # the scenario holds answers for this amount past the client's timeout
@@ -76,7 +75,9 @@ async def connector(request, sandbox_url):
     await conn.close()
 
 
-def _authorize(pan: str = "4242424242424242", *, amount: int = 10_000, capture: bool = False) -> AuthorizeRequest:
+def _authorize(
+    pan: str = "4242424242424242", *, amount: int = 10_000, capture: bool = False
+) -> AuthorizeRequest:
     return AuthorizeRequest(
         reference=f"att_{uuid.uuid4().hex[:20]}",
         payment_id=f"pay_{uuid.uuid4().hex[:12]}",
@@ -97,16 +98,24 @@ async def test_authorize_partial_capture_and_two_partial_refunds(connector):
     psp_id = auth.connector_reference
     assert psp_id
 
-    cap = await connector.capture(CaptureRequest(reference=_ref(), connector_reference=psp_id, amount=6_000, currency="EUR"))
+    cap = await connector.capture(
+        CaptureRequest(reference=_ref(), connector_reference=psp_id, amount=6_000, currency="EUR")
+    )
     assert cap.status is AttemptStatus.CAPTURED, cap
 
     for amount in (2_000, 1_500):
-        ref = await connector.refund(RefundRequest(reference=_ref(), connector_reference=psp_id, amount=amount, currency="EUR"))
+        ref = await connector.refund(
+            RefundRequest(
+                reference=_ref(), connector_reference=psp_id, amount=amount, currency="EUR"
+            )
+        )
         assert ref.status is AttemptStatus.REFUNDED, ref
         assert ref.amount == amount
 
     # More than what is left to refund is refused by the PSP, without an exception.
-    too_much = await connector.refund(RefundRequest(reference=_ref(), connector_reference=psp_id, amount=5_000, currency="EUR"))
+    too_much = await connector.refund(
+        RefundRequest(reference=_ref(), connector_reference=psp_id, amount=5_000, currency="EUR")
+    )
     assert too_much.status in (AttemptStatus.FAILED, AttemptStatus.DECLINED), too_much
     assert not too_much.ambiguous
 
@@ -119,10 +128,24 @@ async def test_automatic_capture(connector):
 async def test_authorize_then_void(connector):
     auth = await connector.authorize(_authorize())
     assert auth.status is AttemptStatus.AUTHORIZED, auth
-    void = await connector.void(VoidRequest(reference=_ref(), connector_reference=auth.connector_reference, amount=10_000, currency="EUR"))
+    void = await connector.void(
+        VoidRequest(
+            reference=_ref(),
+            connector_reference=auth.connector_reference,
+            amount=10_000,
+            currency="EUR",
+        )
+    )
     assert void.status is AttemptStatus.VOIDED, void
     # A voided authorization cannot be captured any more.
-    cap = await connector.capture(CaptureRequest(reference=_ref(), connector_reference=auth.connector_reference, amount=100, currency="EUR"))
+    cap = await connector.capture(
+        CaptureRequest(
+            reference=_ref(),
+            connector_reference=auth.connector_reference,
+            amount=100,
+            currency="EUR",
+        )
+    )
     assert cap.status in (AttemptStatus.FAILED, AttemptStatus.DECLINED), cap
 
 
@@ -156,7 +179,14 @@ async def test_lost_and_stolen_cards_are_hard_everywhere(connector, pan):
 async def test_wrong_api_key_is_technical_not_ambiguous(sandbox_url):
     for kind in KINDS:
         cfg = _config(kind, sandbox_url)
-        conn = create_connector(ConnectorConfig(**{**{f: getattr(cfg, f) for f in cfg.__struct_fields__}, "api_key": "sk_test_wrong_key_000000"}))
+        conn = create_connector(
+            ConnectorConfig(
+                **{
+                    **{f: getattr(cfg, f) for f in cfg.__struct_fields__},
+                    "api_key": "sk_test_wrong_key_000000",
+                }
+            )
+        )
         async with conn:
             result = await conn.authorize(_authorize())
         assert result.status is AttemptStatus.FAILED, (kind, result)
@@ -165,7 +195,11 @@ async def test_wrong_api_key_is_technical_not_ambiguous(sandbox_url):
 
 
 async def test_sync_of_an_unknown_reference_is_not_found(sandbox_url):
-    for kind, extra in (("stripe", {}), ("checkout", {}), ("adyen", {"lookup_path": "/v72/_sandbox/payments"})):
+    for kind, extra in (
+        ("stripe", {}),
+        ("checkout", {}),
+        ("adyen", {"lookup_path": "/v72/_sandbox/payments"}),
+    ):
         async with create_connector(_config(kind, sandbox_url, **extra)) as conn:
             result = await conn.sync(SyncRequest(reference="att_never_sent"))
         assert result.status is AttemptStatus.NOT_FOUND, (kind, result)
@@ -178,7 +212,9 @@ async def test_timeout_then_sync_recovers_the_authorization(connector):
     assert lost.normalized_code == "timeout" and lost.ambiguous, lost
 
     synced = await connector.sync(
-        SyncRequest(reference=request.reference, amount=request.amount, currency="EUR", original=request)
+        SyncRequest(
+            reference=request.reference, amount=request.amount, currency="EUR", original=request
+        )
     )
     assert synced.status is AttemptStatus.AUTHORIZED, synced
     assert synced.connector_reference
@@ -189,7 +225,9 @@ async def test_timeout_then_sync_recovers_the_authorization(connector):
 
 
 async def test_adyen_sync_through_the_sandbox_lookup_after_a_timeout(sandbox_url):
-    async with create_connector(_config("adyen", sandbox_url, lookup_path="/v72/_sandbox/payments")) as conn:
+    async with create_connector(
+        _config("adyen", sandbox_url, lookup_path="/v72/_sandbox/payments")
+    ) as conn:
         request = _authorize(amount=TIMEOUT_AMOUNT)
         lost = await conn.authorize(request)
         assert lost.ambiguous

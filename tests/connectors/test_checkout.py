@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
-from paymux.connectors.base import CaptureRequest, RefundRequest, SyncRequest, VoidRequest, WebhookError
+from paymux.connectors.base import (
+    CaptureRequest,
+    RefundRequest,
+    SyncRequest,
+    VoidRequest,
+    WebhookError,
+)
 from paymux.connectors.checkout import sign_webhook
 from paymux.outcomes import AttemptStatus, DeclineClass
 
 from .conftest import API_KEY, CVC, PAN, WEBHOOK_SECRET, Canned, authorize_request
 
 
-def payment(status: str = "Authorized", code: str = "10000", approved: bool = True, pay_id: str = "pay_unit1", **extra) -> dict:
+def payment(
+    status: str = "Authorized",
+    code: str = "10000",
+    approved: bool = True,
+    pay_id: str = "pay_unit1",
+    **extra,
+) -> dict:
     body = {
         "id": pay_id,
         "action_id": "act_unit1",
@@ -43,7 +54,14 @@ async def test_manual_capture_approval(psp, checkout):
     assert body["reference"] == "att_cko_1"
     assert body["capture"] is False
     assert body["amount"] == 1099 and body["currency"] == "EUR"
-    assert body["source"] == {"type": "card", "number": PAN, "expiry_month": 12, "expiry_year": 2034, "cvv": CVC, "name": "Ada Lovelace"}
+    assert body["source"] == {
+        "type": "card",
+        "number": PAN,
+        "expiry_month": 12,
+        "expiry_year": 2034,
+        "cvv": CVC,
+        "name": "Ada Lovelace",
+    }
 
 
 async def test_automatic_capture_approval(psp, checkout):
@@ -77,31 +95,57 @@ async def test_declines_map_through_the_table(psp, checkout, code, normalized, c
     psp.on("POST", "/payments", Canned(201, payment("Declined", code, approved=False)))
     result = await checkout.authorize(authorize_request())
     assert result.status in (AttemptStatus.DECLINED, AttemptStatus.FAILED)
-    assert (result.raw_code, result.normalized_code, result.decline_class) == (code, normalized, cls)
+    assert (result.raw_code, result.normalized_code, result.decline_class) == (
+        code,
+        normalized,
+        cls,
+    )
     assert result.connector_reference == "pay_unit1"
 
 
 async def test_partner_merchant_advice_code_03_is_hard(psp, checkout):
-    body = payment("Declined", "20005", approved=False, processing={"partner_merchant_advice_code": "03"})
+    body = payment(
+        "Declined", "20005", approved=False, processing={"partner_merchant_advice_code": "03"}
+    )
     psp.on("POST", "/payments", Canned(201, body))
     result = await checkout.authorize(authorize_request())
     assert result.decline_class is DeclineClass.HARD and result.advice_code == "03"
 
 
 async def test_pending_with_redirect_requires_action(psp, checkout):
-    body = {"id": "pay_3ds", "status": "Pending", "reference": "att_unit_0001", "_links": {"redirect": {"href": "https://3ds.example/challenge"}}}
+    body = {
+        "id": "pay_3ds",
+        "status": "Pending",
+        "reference": "att_unit_0001",
+        "_links": {"redirect": {"href": "https://3ds.example/challenge"}},
+    }
     psp.on("POST", "/payments", Canned(202, body))
     result = await checkout.authorize(authorize_request())
     assert result.status is AttemptStatus.REQUIRES_ACTION
 
 
 async def test_unknown_status_is_pending(psp, checkout):
-    psp.on("POST", "/payments", Canned(201, {"id": "pay_x", "status": "Reticulating", "approved": None}))
+    psp.on(
+        "POST",
+        "/payments",
+        Canned(201, {"id": "pay_x", "status": "Reticulating", "approved": None}),
+    )
     assert (await checkout.authorize(authorize_request())).status is AttemptStatus.PENDING
 
 
 async def test_422_card_number_invalid_is_hard(psp, checkout):
-    psp.on("POST", "/payments", Canned(422, {"request_id": "req_1", "error_type": "request_invalid", "error_codes": ["card_number_invalid"]}))
+    psp.on(
+        "POST",
+        "/payments",
+        Canned(
+            422,
+            {
+                "request_id": "req_1",
+                "error_type": "request_invalid",
+                "error_codes": ["card_number_invalid"],
+            },
+        ),
+    )
     result = await checkout.authorize(authorize_request())
     assert result.status is AttemptStatus.DECLINED
     assert result.decline_class is DeclineClass.HARD
@@ -116,8 +160,16 @@ async def test_401_with_empty_body_is_authentication_failed(psp, checkout):
 
 
 async def test_partial_capture_202_is_captured(psp, checkout):
-    psp.on("POST", "/payments/pay_unit1/captures", Canned(202, {"action_id": "act_cap1", "reference": "cap_1"}))
-    result = await checkout.capture(CaptureRequest(reference="cap_1", connector_reference="pay_unit1", amount=500, currency="EUR"))
+    psp.on(
+        "POST",
+        "/payments/pay_unit1/captures",
+        Canned(202, {"action_id": "act_cap1", "reference": "cap_1"}),
+    )
+    result = await checkout.capture(
+        CaptureRequest(
+            reference="cap_1", connector_reference="pay_unit1", amount=500, currency="EUR"
+        )
+    )
     assert result.status is AttemptStatus.CAPTURED and result.amount == 500
     assert result.connector_reference == "pay_unit1"
     assert psp.requests[0].json() == {"amount": 500, "reference": "cap_1"}
@@ -125,10 +177,26 @@ async def test_partial_capture_202_is_captured(psp, checkout):
 
 
 async def test_void_and_refund(psp, checkout):
-    psp.on("POST", "/payments/pay_unit1/voids", Canned(202, {"action_id": "act_void1", "reference": "void_1"}))
-    psp.on("POST", "/payments/pay_unit1/refunds", Canned(202, {"action_id": "act_ref1", "reference": "ref_1"}))
-    voided = await checkout.void(VoidRequest(reference="void_1", connector_reference="pay_unit1", amount=1099, currency="EUR"))
-    refunded = await checkout.refund(RefundRequest(reference="ref_1", connector_reference="pay_unit1", amount=300, currency="EUR"))
+    psp.on(
+        "POST",
+        "/payments/pay_unit1/voids",
+        Canned(202, {"action_id": "act_void1", "reference": "void_1"}),
+    )
+    psp.on(
+        "POST",
+        "/payments/pay_unit1/refunds",
+        Canned(202, {"action_id": "act_ref1", "reference": "ref_1"}),
+    )
+    voided = await checkout.void(
+        VoidRequest(
+            reference="void_1", connector_reference="pay_unit1", amount=1099, currency="EUR"
+        )
+    )
+    refunded = await checkout.refund(
+        RefundRequest(
+            reference="ref_1", connector_reference="pay_unit1", amount=300, currency="EUR"
+        )
+    )
     assert voided.status is AttemptStatus.VOIDED
     assert refunded.status is AttemptStatus.REFUNDED and refunded.connector_reference == "act_ref1"
     assert psp.requests[1].json() == {"amount": 300, "reference": "ref_1"}
@@ -136,7 +204,11 @@ async def test_void_and_refund(psp, checkout):
 
 async def test_capture_not_allowed_is_technical_not_ambiguous(psp, checkout):
     psp.on("POST", "/payments/pay_unit1/captures", Canned(403, b""))
-    result = await checkout.capture(CaptureRequest(reference="cap_1", connector_reference="pay_unit1", amount=500, currency="EUR"))
+    result = await checkout.capture(
+        CaptureRequest(
+            reference="cap_1", connector_reference="pay_unit1", amount=500, currency="EUR"
+        )
+    )
     assert result.status is AttemptStatus.FAILED and not result.ambiguous
 
 
@@ -157,18 +229,35 @@ async def test_sync_by_reference_found_and_not_found(psp, checkout):
 async def test_sync_by_id(psp, checkout):
     psp.on("GET", "/payments/pay_unit1", Canned(200, payment("Authorized")))
     psp.on("GET", "/payments/pay_gone", Canned(404, b""))
-    assert (await checkout.sync(SyncRequest(reference="r", connector_reference="pay_unit1"))).status is AttemptStatus.AUTHORIZED
-    assert (await checkout.sync(SyncRequest(reference="r", connector_reference="pay_gone"))).status is AttemptStatus.NOT_FOUND
+    assert (
+        await checkout.sync(SyncRequest(reference="r", connector_reference="pay_unit1"))
+    ).status is AttemptStatus.AUTHORIZED
+    assert (
+        await checkout.sync(SyncRequest(reference="r", connector_reference="pay_gone"))
+    ).status is AttemptStatus.NOT_FOUND
 
 
 def _event(kind: str = "payment_captured") -> bytes:
-    return orjson.dumps({"id": "evt_1", "type": kind, "data": {"id": "pay_unit1", "reference": "att_unit_0001", "amount": 500, "response_code": "10000"}})
+    return orjson.dumps(
+        {
+            "id": "evt_1",
+            "type": kind,
+            "data": {
+                "id": "pay_unit1",
+                "reference": "att_unit_0001",
+                "amount": 500,
+                "response_code": "10000",
+            },
+        }
+    )
 
 
 def test_webhook_good_signature(checkout):
     body = _event()
     events = checkout.parse_webhook({"cko-signature": sign_webhook(body, WEBHOOK_SECRET)}, body)
-    assert [(e.connector_reference, e.reference, e.status, e.amount) for e in events] == [("pay_unit1", "att_unit_0001", AttemptStatus.CAPTURED, 500)]
+    assert [(e.connector_reference, e.reference, e.status, e.amount) for e in events] == [
+        ("pay_unit1", "att_unit_0001", AttemptStatus.CAPTURED, 500)
+    ]
 
 
 def test_webhook_bad_signature(checkout):

@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from paymux.connectors.adyen import AdyenConnector
 from paymux.connectors.base import ConnectorConfig
 from paymux.connectors.checkout import CheckoutConnector
@@ -72,12 +71,16 @@ version = "7"
 """
 
 
-def _distribution(root: Path, name: str, version: str, entry_points: str, modules: dict[str, str]) -> None:
+def _distribution(
+    root: Path, name: str, version: str, entry_points: str, modules: dict[str, str]
+) -> None:
     for module, source in modules.items():
         (root / f"{module}.py").write_text(textwrap.dedent(source))
     info = root / f"{name}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n")
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name.replace('_', '-')}\nVersion: {version}\n"
+    )
     (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
 
 

@@ -8,7 +8,6 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from paymux.connectors.errors import DeclineTable, TableError, load_table, normalize_advice
 from paymux.connectors.scrub import scrub, scrub_detail
 from paymux.connectors.stripe import encode_form
@@ -19,14 +18,20 @@ AMEX = "378282246310005"
 
 
 def test_scrubs_stripe_form_bodies():
-    form = urlencode(encode_form({"payment_method_data": {"card": {"number": PAN, "cvc": "314", "exp_month": 12}}}))
+    form = urlencode(
+        encode_form(
+            {"payment_method_data": {"card": {"number": PAN, "cvc": "314", "exp_month": 12}}}
+        )
+    )
     out = scrub(form)
     assert PAN not in out and "314" not in out
     assert "exp_month%5D=12" in out
 
 
 def test_scrubs_json_bodies_adyen_and_checkout():
-    body = orjson.dumps({"paymentMethod": {"number": AMEX, "cvc": "7373"}, "source": {"number": PAN, "cvv": 100}}).decode()
+    body = orjson.dumps(
+        {"paymentMethod": {"number": AMEX, "cvc": "7373"}, "source": {"number": PAN, "cvv": 100}}
+    ).decode()
     out = scrub(body)
     for secret in (AMEX, PAN, "7373", '"cvv":100'):
         assert secret not in out
@@ -90,7 +95,9 @@ def test_fallbacks_keep_unknown_codes_classified():
 
 def test_table_validation_names_the_bad_entry():
     with pytest.raises(TableError, match="unknown decline class 'maybe'"):
-        DeclineTable.from_toml('connector = "x"\nversion = "1"\n[declines]\n"05" = { code = "do_not_honor", class = "maybe" }\n')
+        DeclineTable.from_toml(
+            'connector = "x"\nversion = "1"\n[declines]\n"05" = { code = "do_not_honor", class = "maybe" }\n'
+        )
     with pytest.raises(TableError, match="missing top-level key"):
         DeclineTable.from_toml("[declines]\n")
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 import pytest
-
 from paymux.connectors.base import CaptureRequest, RefundRequest, SyncRequest, VoidRequest
 from paymux.connectors.stripe import encode_form
 from paymux.outcomes import AttemptStatus, DeclineClass
@@ -38,7 +36,9 @@ def card_error(code: str, decline_code: str | None = None, **extra) -> dict:
         "code": code,
         "decline_code": decline_code,
         "message": "Your card was declined.",
-        "payment_intent": payment_intent("requires_payment_method", last_payment_error={"code": code}),
+        "payment_intent": payment_intent(
+            "requires_payment_method", last_payment_error={"code": code}
+        ),
     }
     err.update(extra)
     return {"error": err}
@@ -58,7 +58,11 @@ async def test_manual_capture_approval_is_authorized(psp, stripe):
 
 
 async def test_automatic_capture_approval_is_captured(psp, stripe):
-    psp.on("POST", "/v1/payment_intents", Canned(200, payment_intent("succeeded", capture_method="automatic")))
+    psp.on(
+        "POST",
+        "/v1/payment_intents",
+        Canned(200, payment_intent("succeeded", capture_method="automatic")),
+    )
     result = await stripe.authorize(authorize_request(capture=True))
     assert result.status is AttemptStatus.CAPTURED
     assert result.amount == 1099
@@ -98,7 +102,12 @@ def test_bracket_notation_encoding():
         ("expired_card", None, "expired_card", DeclineClass.FIX_DATA),
         ("incorrect_cvc", None, "incorrect_cvc", DeclineClass.FIX_DATA),
         ("incorrect_number", None, "invalid_card_number", DeclineClass.HARD),
-        ("card_declined", "card_velocity_exceeded", "card_velocity_exceeded", DeclineClass.ISSUER_NOT_NOW),
+        (
+            "card_declined",
+            "card_velocity_exceeded",
+            "card_velocity_exceeded",
+            DeclineClass.ISSUER_NOT_NOW,
+        ),
         ("processing_error", None, "processing_error", DeclineClass.TECHNICAL),
         ("card_declined", "issuer_not_available", "issuer_unavailable", DeclineClass.TECHNICAL),
     ],
@@ -116,7 +125,9 @@ async def test_card_errors_map_through_the_table(psp, stripe, code, decline_code
 
 
 async def test_unknown_decline_code_falls_back_to_soft_route_and_keeps_raw(psp, stripe):
-    psp.on("POST", "/v1/payment_intents", Canned(402, card_error("card_declined", "brand_new_reason")))
+    psp.on(
+        "POST", "/v1/payment_intents", Canned(402, card_error("card_declined", "brand_new_reason"))
+    )
     result = await stripe.authorize(authorize_request())
     assert result.status is AttemptStatus.DECLINED
     assert result.raw_code == "brand_new_reason"
@@ -125,7 +136,9 @@ async def test_unknown_decline_code_falls_back_to_soft_route_and_keeps_raw(psp, 
 
 
 async def test_mastercard_advice_code_03_makes_a_soft_decline_hard(psp, stripe):
-    body = card_error("card_declined", "do_not_honor", network_advice_code="03", advice_code="do_not_try_again")
+    body = card_error(
+        "card_declined", "do_not_honor", network_advice_code="03", advice_code="do_not_try_again"
+    )
     psp.on("POST", "/v1/payment_intents", Canned(402, body))
     result = await stripe.authorize(authorize_request())
     assert result.decline_class is DeclineClass.HARD
@@ -134,13 +147,23 @@ async def test_mastercard_advice_code_03_makes_a_soft_decline_hard(psp, stripe):
 
 
 async def test_advice_code_never_loosens_a_hard_decline(psp, stripe):
-    psp.on("POST", "/v1/payment_intents", Canned(402, card_error("card_declined", "lost_card", network_advice_code="02")))
+    psp.on(
+        "POST",
+        "/v1/payment_intents",
+        Canned(402, card_error("card_declined", "lost_card", network_advice_code="02")),
+    )
     result = await stripe.authorize(authorize_request())
     assert result.decline_class is DeclineClass.HARD
 
 
 async def test_invalid_request_error_is_technical_not_ambiguous(psp, stripe):
-    body = {"error": {"type": "invalid_request_error", "code": "parameter_missing", "message": "Missing required param: amount."}}
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "parameter_missing",
+            "message": "Missing required param: amount.",
+        }
+    }
     psp.on("POST", "/v1/payment_intents", Canned(400, body))
     result = await stripe.authorize(authorize_request())
     assert result.status is AttemptStatus.FAILED
@@ -150,7 +173,12 @@ async def test_invalid_request_error_is_technical_not_ambiguous(psp, stripe):
 
 
 async def test_authentication_error_is_technical(psp, stripe):
-    body = {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided: sk_test_****6789"}}
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "message": "Invalid API Key provided: sk_test_****6789",
+        }
+    }
     psp.on("POST", "/v1/payment_intents", Canned(401, body))
     result = await stripe.authorize(authorize_request())
     assert result.normalized_code == "authentication_failed"
@@ -159,7 +187,12 @@ async def test_authentication_error_is_technical(psp, stripe):
 
 
 async def test_idempotency_conflict_is_ambiguous(psp, stripe):
-    body = {"error": {"type": "idempotency_error", "message": "Keys for idempotent requests can only be used with the same parameters"}}
+    body = {
+        "error": {
+            "type": "idempotency_error",
+            "message": "Keys for idempotent requests can only be used with the same parameters",
+        }
+    }
     psp.on("POST", "/v1/payment_intents", Canned(409, body))
     result = await stripe.authorize(authorize_request())
     assert result.status is AttemptStatus.FAILED and result.ambiguous
@@ -181,7 +214,11 @@ async def test_requires_action_and_processing(psp, stripe):
 async def test_partial_capture(psp, stripe):
     captured = payment_intent("succeeded", amount=1099, amount_received=500)
     psp.on("POST", "/v1/payment_intents/pi_3Punit/capture", Canned(200, captured))
-    result = await stripe.capture(CaptureRequest(reference="cap_1", connector_reference="pi_3Punit", amount=500, currency="EUR"))
+    result = await stripe.capture(
+        CaptureRequest(
+            reference="cap_1", connector_reference="pi_3Punit", amount=500, currency="EUR"
+        )
+    )
     assert result.status is AttemptStatus.CAPTURED
     assert result.amount == 500
     req = psp.requests[0]
@@ -190,30 +227,58 @@ async def test_partial_capture(psp, stripe):
 
 
 async def test_capture_of_a_canceled_intent_is_a_technical_error(psp, stripe):
-    body = {"error": {"type": "invalid_request_error", "code": "payment_intent_unexpected_state", "message": "This PaymentIntent could not be captured because it has a status of canceled."}}
+    body = {
+        "error": {
+            "type": "invalid_request_error",
+            "code": "payment_intent_unexpected_state",
+            "message": "This PaymentIntent could not be captured because it has a status of canceled.",
+        }
+    }
     psp.on("POST", "/v1/payment_intents/pi_3Punit/capture", Canned(400, body))
-    result = await stripe.capture(CaptureRequest(reference="cap_1", connector_reference="pi_3Punit", amount=500, currency="EUR"))
+    result = await stripe.capture(
+        CaptureRequest(
+            reference="cap_1", connector_reference="pi_3Punit", amount=500, currency="EUR"
+        )
+    )
     assert result.status is AttemptStatus.FAILED
     assert result.normalized_code == "invalid_state"
 
 
 async def test_void(psp, stripe):
     psp.on("POST", "/v1/payment_intents/pi_3Punit/cancel", Canned(200, payment_intent("canceled")))
-    result = await stripe.void(VoidRequest(reference="void_1", connector_reference="pi_3Punit", amount=1099, currency="EUR"))
+    result = await stripe.void(
+        VoidRequest(
+            reference="void_1", connector_reference="pi_3Punit", amount=1099, currency="EUR"
+        )
+    )
     assert result.status is AttemptStatus.VOIDED
     assert psp.requests[0].headers["Idempotency-Key"] == "void_1"
 
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [("succeeded", AttemptStatus.REFUNDED), ("pending", AttemptStatus.PENDING), ("failed", AttemptStatus.DECLINED)],
+    [
+        ("succeeded", AttemptStatus.REFUNDED),
+        ("pending", AttemptStatus.PENDING),
+        ("failed", AttemptStatus.DECLINED),
+    ],
 )
 async def test_refund(psp, stripe, status, expected):
-    refund = {"id": "re_1unit", "object": "refund", "amount": 300, "status": status, "payment_intent": "pi_3Punit"}
+    refund = {
+        "id": "re_1unit",
+        "object": "refund",
+        "amount": 300,
+        "status": status,
+        "payment_intent": "pi_3Punit",
+    }
     if status == "failed":
         refund["failure_reason"] = "expired_or_canceled_card"
     psp.on("POST", "/v1/refunds", Canned(200, refund))
-    result = await stripe.refund(RefundRequest(reference="ref_1", connector_reference="pi_3Punit", amount=300, currency="EUR"))
+    result = await stripe.refund(
+        RefundRequest(
+            reference="ref_1", connector_reference="pi_3Punit", amount=300, currency="EUR"
+        )
+    )
     assert result.status is expected
     assert result.connector_reference == "re_1unit"
     assert result.amount == 300
@@ -223,7 +288,18 @@ async def test_refund(psp, stripe, status, expected):
 
 
 async def test_sync_by_reference_finds_the_intent(psp, stripe):
-    psp.on("GET", "/v1/payment_intents/search", Canned(200, {"object": "search_result", "data": [payment_intent("requires_capture")], "has_more": False}))
+    psp.on(
+        "GET",
+        "/v1/payment_intents/search",
+        Canned(
+            200,
+            {
+                "object": "search_result",
+                "data": [payment_intent("requires_capture")],
+                "has_more": False,
+            },
+        ),
+    )
     result = await stripe.sync(SyncRequest(reference="att_unit_0001"))
     assert result.status is AttemptStatus.AUTHORIZED
     assert result.connector_reference == "pi_3Punit"
@@ -231,23 +307,44 @@ async def test_sync_by_reference_finds_the_intent(psp, stripe):
 
 
 async def test_sync_by_reference_not_found(psp, stripe):
-    psp.on("GET", "/v1/payment_intents/search", Canned(200, {"object": "search_result", "data": [], "has_more": False}))
+    psp.on(
+        "GET",
+        "/v1/payment_intents/search",
+        Canned(200, {"object": "search_result", "data": [], "has_more": False}),
+    )
     result = await stripe.sync(SyncRequest(reference="att_missing"))
     assert result.status is AttemptStatus.NOT_FOUND
 
 
 async def test_sync_by_id_and_missing_id(psp, stripe):
     psp.on("GET", "/v1/payment_intents/pi_3Punit", Canned(200, payment_intent("succeeded")))
-    psp.on("GET", "/v1/payment_intents/pi_gone", Canned(404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}))
-    found = await stripe.sync(SyncRequest(reference="att_unit_0001", connector_reference="pi_3Punit"))
+    psp.on(
+        "GET",
+        "/v1/payment_intents/pi_gone",
+        Canned(404, {"error": {"type": "invalid_request_error", "code": "resource_missing"}}),
+    )
+    found = await stripe.sync(
+        SyncRequest(reference="att_unit_0001", connector_reference="pi_3Punit")
+    )
     assert found.status is AttemptStatus.CAPTURED
-    missing = await stripe.sync(SyncRequest(reference="att_unit_0001", connector_reference="pi_gone"))
+    missing = await stripe.sync(
+        SyncRequest(reference="att_unit_0001", connector_reference="pi_gone")
+    )
     assert missing.status is AttemptStatus.NOT_FOUND
 
 
 async def test_sync_of_a_declined_intent_reports_the_decline(psp, stripe):
-    pi = payment_intent("requires_payment_method", last_payment_error={"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds"})
-    psp.on("GET", "/v1/payment_intents/search", Canned(200, {"object": "search_result", "data": [pi]}))
+    pi = payment_intent(
+        "requires_payment_method",
+        last_payment_error={
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+        },
+    )
+    psp.on(
+        "GET", "/v1/payment_intents/search", Canned(200, {"object": "search_result", "data": [pi]})
+    )
     result = await stripe.sync(SyncRequest(reference="att_unit_0001"))
     assert result.status is AttemptStatus.DECLINED
     assert result.decline_class is DeclineClass.ISSUER_NOT_NOW
@@ -255,7 +352,15 @@ async def test_sync_of_a_declined_intent_reports_the_decline(psp, stripe):
 
 async def test_error_echoing_the_request_never_leaks_card_data(psp, stripe, caplog):
     def echo(rec):
-        return Canned(500, b"<html><body>Internal error for " + rec.body + b" Authorization: Bearer " + API_KEY.encode() + b"</body></html>", content_type="text/html")
+        return Canned(
+            500,
+            b"<html><body>Internal error for "
+            + rec.body
+            + b" Authorization: Bearer "
+            + API_KEY.encode()
+            + b"</body></html>",
+            content_type="text/html",
+        )
 
     psp.on("POST", "/v1/payment_intents", echo)
     with caplog.at_level(logging.DEBUG, logger="paymux"):

@@ -9,12 +9,19 @@ import asyncio
 import logging
 
 import pytest
-from aiohttp import web
-
 from paymux.connectors.base import SyncRequest
 from paymux.outcomes import AttemptStatus, DeclineClass
 
-from .conftest import AUTHORIZE_PATH, CLASSES, PAN, Canned, assert_no_card_data, authorize_request, free_port, make_config
+from .conftest import (
+    AUTHORIZE_PATH,
+    CLASSES,
+    PAN,
+    Canned,
+    assert_no_card_data,
+    authorize_request,
+    free_port,
+    make_config,
+)
 
 
 def _failed(result, code, *, ambiguous):
@@ -28,17 +35,35 @@ def _failed(result, code, *, ambiguous):
 @pytest.mark.parametrize(
     ("canned", "code"),
     [
-        (Canned(200, "<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"), "invalid_response"),
-        (Canned(200, b'{"id": "pi_3Punit", "status": "requires_cap', content_type="application/json"), "invalid_response"),
+        (
+            Canned(
+                200, "<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
+            ),
+            "invalid_response",
+        ),
+        (
+            Canned(
+                200, b'{"id": "pi_3Punit", "status": "requires_cap', content_type="application/json"
+            ),
+            "invalid_response",
+        ),
         (Canned(200, b"", content_type="application/json"), "invalid_response"),
         (Canned(200, b"[1, 2, 3]", content_type="application/json"), "invalid_response"),
         (Canned(200, b'{"unexpected": true}', content_type="application/json"), "invalid_response"),
-        (Canned(500, b'{"error": {"type": "api_error"}}', content_type="application/json"), "psp_server_error"),
-        (Canned(503, "<html>Service Unavailable</html>", content_type="text/html"), "psp_server_error"),
+        (
+            Canned(500, b'{"error": {"type": "api_error"}}', content_type="application/json"),
+            "psp_server_error",
+        ),
+        (
+            Canned(503, "<html>Service Unavailable</html>", content_type="text/html"),
+            "psp_server_error",
+        ),
     ],
     ids=["html", "truncated-json", "empty", "json-array", "json-unrelated", "500", "503"],
 )
-async def test_malformed_answers_are_technical_and_ambiguous(psp, any_connector, canned, code, caplog):
+async def test_malformed_answers_are_technical_and_ambiguous(
+    psp, any_connector, canned, code, caplog
+):
     psp.on("POST", AUTHORIZE_PATH[any_connector.kind], canned)
     with caplog.at_level(logging.WARNING, logger="paymux"):
         result = await any_connector.authorize(authorize_request())
@@ -62,7 +87,11 @@ async def test_reset_mid_request_is_ambiguous(psp, any_connector):
 
 
 async def test_body_cut_short_is_ambiguous(psp, any_connector):
-    psp.on("POST", AUTHORIZE_PATH[any_connector.kind], Canned(200, b'{"id": "pay_1", "sta', cut_short=True))
+    psp.on(
+        "POST",
+        AUTHORIZE_PATH[any_connector.kind],
+        Canned(200, b'{"id": "pay_1", "sta', cut_short=True),
+    )
     result = await any_connector.authorize(authorize_request())
     _failed(result, "connection_error", ambiguous=True)
 
@@ -75,7 +104,11 @@ async def test_connection_refused_is_not_ambiguous():
             result = await conn.authorize(authorize_request())
             _failed(result, "connection_error", ambiguous=False)
             sync = await conn.sync(
-                SyncRequest(reference="att_x", connector_reference="id_x", original=authorize_request("att_x"))
+                SyncRequest(
+                    reference="att_x",
+                    connector_reference="id_x",
+                    original=authorize_request("att_x"),
+                )
             )
             assert sync.status is AttemptStatus.FAILED and not sync.ambiguous
         finally:
@@ -97,8 +130,12 @@ async def test_waiting_for_a_pooled_connection_past_the_connect_timeout_is_not_a
     # never sent anything and the PSP surely did not see it.
     from .test_stripe import payment_intent
 
-    psp.on("POST", "/v1/payment_intents", Canned(200, payment_intent("requires_capture"), delay_s=0.6))
-    conn = CLASSES["stripe"](make_config("stripe", psp.url, max_connections=1, connect_timeout_s=0.1, timeout_s=1.0))
+    psp.on(
+        "POST", "/v1/payment_intents", Canned(200, payment_intent("requires_capture"), delay_s=0.6)
+    )
+    conn = CLASSES["stripe"](
+        make_config("stripe", psp.url, max_connections=1, connect_timeout_s=0.1, timeout_s=1.0)
+    )
     await conn.start()
     try:
         slow = asyncio.create_task(conn.authorize(authorize_request("att_slow")))
@@ -116,9 +153,13 @@ async def test_waiting_for_a_pooled_connection_past_the_connect_timeout_is_not_a
 async def test_many_concurrent_calls_share_one_pool(psp, stripe):
     from .test_stripe import payment_intent
 
-    psp.on("POST", "/v1/payment_intents", Canned(200, payment_intent("requires_capture"), delay_s=0.05))
+    psp.on(
+        "POST", "/v1/payment_intents", Canned(200, payment_intent("requires_capture"), delay_s=0.05)
+    )
     session = stripe._session
-    results = await asyncio.gather(*(stripe.authorize(authorize_request(f"att_{i}")) for i in range(30)))
+    results = await asyncio.gather(
+        *(stripe.authorize(authorize_request(f"att_{i}")) for i in range(30))
+    )
     assert all(r.status is AttemptStatus.AUTHORIZED for r in results)
     assert stripe._session is session
     assert session.connector.limit == 10

@@ -26,7 +26,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -55,7 +56,13 @@ from paymux.outcomes import AttemptStatus, DeclineClass
 API_VERSION = "v72"
 
 _PENDING_CODES = frozenset(
-    {"Pending", "Received", "PresentToShopper", "AuthenticationFinished", "AuthenticationNotRequired"}
+    {
+        "Pending",
+        "Received",
+        "PresentToShopper",
+        "AuthenticationFinished",
+        "AuthenticationNotRequired",
+    }
 )
 _ACTION_CODES = frozenset({"RedirectShopper", "IdentifyShopper", "ChallengeShopper"})
 _APPROVED_CODES = frozenset({"Authorised", "PartiallyAuthorised", "Success"})
@@ -81,7 +88,18 @@ class AdyenConnector(HttpConnector):
     table_name = "adyen"
     capabilities = Capabilities(
         payment_methods=frozenset({"card"}),
-        brands=frozenset({"visa", "mastercard", "amex", "discover", "diners", "jcb", "unionpay", "cartes_bancaires"}),
+        brands=frozenset(
+            {
+                "visa",
+                "mastercard",
+                "amex",
+                "discover",
+                "diners",
+                "jcb",
+                "unionpay",
+                "cartes_bancaires",
+            }
+        ),
         currencies=None,
         partial_capture=True,
         multiple_refunds=True,
@@ -130,7 +148,9 @@ class AdyenConnector(HttpConnector):
         return body
 
     async def authorize(self, request: AuthorizeRequest) -> ConnectorResult:
-        reply = await self._post(f"/{API_VERSION}/payments", self._payment_body(request), request.reference)
+        reply = await self._post(
+            f"/{API_VERSION}/payments", self._payment_body(request), request.reference
+        )
         return self._payment_result(reply, capture=request.capture, operation="authorize")
 
     async def capture(self, request: CaptureRequest) -> ConnectorResult:
@@ -165,7 +185,9 @@ class AdyenConnector(HttpConnector):
                 " the AUTHORISATION webhook will settle it",
             )
         original = request.original
-        reply = await self._post(f"/{API_VERSION}/payments", self._payment_body(original), original.reference)
+        reply = await self._post(
+            f"/{API_VERSION}/payments", self._payment_body(original), original.reference
+        )
         return self._payment_result(reply, capture=original.capture, operation="sync")
 
     async def _lookup(self, path: str, request: SyncRequest) -> ConnectorResult:
@@ -177,7 +199,9 @@ class AdyenConnector(HttpConnector):
         if doc is None or reply.status >= 500:
             return self._unreadable(reply, operation="sync")
         if reply.status == 404:
-            return ConnectorResult(status=AttemptStatus.NOT_FOUND, http_status=404, latency_ms=reply.latency_ms)
+            return ConnectorResult(
+                status=AttemptStatus.NOT_FOUND, http_status=404, latency_ms=reply.latency_ms
+            )
         if reply.status >= 400:
             return self._service_error(reply, doc, operation="sync")
         payments = doc.get("payments")
@@ -185,9 +209,15 @@ class AdyenConnector(HttpConnector):
             return self._technical(reply, "invalid_response", operation="sync", ambiguous=True)
         payments = [p for p in payments if isinstance(p, dict)]
         if request.connector_reference:
-            payments = [p for p in payments if p.get("pspReference") == request.connector_reference] or payments
+            payments = [
+                p for p in payments if p.get("pspReference") == request.connector_reference
+            ] or payments
         if not payments:
-            return ConnectorResult(status=AttemptStatus.NOT_FOUND, http_status=reply.status, latency_ms=reply.latency_ms)
+            return ConnectorResult(
+                status=AttemptStatus.NOT_FOUND,
+                http_status=reply.status,
+                latency_ms=reply.latency_ms,
+            )
         holds = ("authorized", "captured")
         payments.sort(key=lambda p: p.get("status") in holds, reverse=True)
         item = payments[0]
@@ -200,7 +230,9 @@ class AdyenConnector(HttpConnector):
         result = self._parse_payment(reply, item, capture=False, operation="sync")
         if state is not None and result.status in (AttemptStatus.AUTHORIZED, AttemptStatus.PENDING):
             result.status = state
-            captured = item.get("capturedAmount") if isinstance(item.get("capturedAmount"), dict) else {}
+            captured = (
+                item.get("capturedAmount") if isinstance(item.get("capturedAmount"), dict) else {}
+            )
             if state is AttemptStatus.CAPTURED and as_int(captured.get("value")):
                 result.amount = as_int(captured.get("value"))
         return result
@@ -227,7 +259,9 @@ class AdyenConnector(HttpConnector):
             item = wrapper.get("NotificationRequestItem") if isinstance(wrapper, dict) else None
             if not isinstance(item, dict):
                 raise WebhookError("notification item is malformed")
-            extra = item.get("additionalData") if isinstance(item.get("additionalData"), dict) else {}
+            extra = (
+                item.get("additionalData") if isinstance(item.get("additionalData"), dict) else {}
+            )
             given = as_str(extra.get("hmacSignature"))
             if not given:
                 raise WebhookError("notification item has no hmacSignature")
@@ -259,17 +293,26 @@ class AdyenConnector(HttpConnector):
             event_type=code,
             status=status,
             amount=as_int(amount.get("value")),
-            raw_code=as_str(extra.get("refusalReasonCode")) or (as_str(item.get("reason")) if not success else None),
+            raw_code=as_str(extra.get("refusalReasonCode"))
+            or (as_str(item.get("reason")) if not success else None),
         )
 
     # -- parsing ---------------------------------------------------------------------------------
 
-    async def _post(self, path: str, body: dict[str, Any], idempotency_key: str) -> Reply | TransportFailure:
+    async def _post(
+        self, path: str, body: dict[str, Any], idempotency_key: str
+    ) -> Reply | TransportFailure:
         return await self._request(
-            "POST", path, json=body, idempotency_header="Idempotency-Key", idempotency_key=idempotency_key
+            "POST",
+            path,
+            json=body,
+            idempotency_header="Idempotency-Key",
+            idempotency_key=idempotency_key,
         )
 
-    async def _modify(self, psp_reference: str, action: str, body: dict[str, Any], key: str) -> ConnectorResult:
+    async def _modify(
+        self, psp_reference: str, action: str, body: dict[str, Any], key: str
+    ) -> ConnectorResult:
         operation = {"captures": "capture", "cancels": "void", "refunds": "refund"}[action]
         path = f"/{API_VERSION}/payments/{quote(psp_reference, safe='')}/{action}"
         reply = await self._post(path, body, key)
@@ -299,13 +342,17 @@ class AdyenConnector(HttpConnector):
         return ConnectorResult(
             status=requested,
             connector_reference=ref,
-            amount=as_int(amount.get("value")) if amount else as_int(body.get("amount", {}).get("value")),
+            amount=as_int(amount.get("value"))
+            if amount
+            else as_int(body.get("amount", {}).get("value")),
             raw_code=status,
             http_status=reply.status,
             latency_ms=reply.latency_ms,
         )
 
-    def _payment_result(self, reply: Reply | TransportFailure, *, capture: bool, operation: str) -> ConnectorResult:
+    def _payment_result(
+        self, reply: Reply | TransportFailure, *, capture: bool, operation: str
+    ) -> ConnectorResult:
         if isinstance(reply, TransportFailure):
             return self._transport_result(reply, operation=operation)
         doc = json_object(reply)
@@ -315,7 +362,9 @@ class AdyenConnector(HttpConnector):
             return self._service_error(reply, doc, operation=operation)
         return self._parse_payment(reply, doc, capture=capture, operation=operation)
 
-    def _parse_payment(self, reply: Reply, doc: dict[str, Any], *, capture: bool, operation: str) -> ConnectorResult:
+    def _parse_payment(
+        self, reply: Reply, doc: dict[str, Any], *, capture: bool, operation: str
+    ) -> ConnectorResult:
         result_code = as_str(doc.get("resultCode"))
         if result_code is None:
             return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)
@@ -348,7 +397,9 @@ class AdyenConnector(HttpConnector):
             if result_code == "Error" and result.decline_class is DeclineClass.TECHNICAL:
                 result.status = AttemptStatus.FAILED
             return result
-        status = AttemptStatus.REQUIRES_ACTION if result_code in _ACTION_CODES else AttemptStatus.PENDING
+        status = (
+            AttemptStatus.REQUIRES_ACTION if result_code in _ACTION_CODES else AttemptStatus.PENDING
+        )
         return ConnectorResult(
             status=status,
             connector_reference=psp,
@@ -358,7 +409,9 @@ class AdyenConnector(HttpConnector):
             latency_ms=reply.latency_ms,
         )
 
-    def _service_error(self, reply: Reply, doc: dict[str, Any], *, operation: str) -> ConnectorResult:
+    def _service_error(
+        self, reply: Reply, doc: dict[str, Any], *, operation: str
+    ) -> ConnectorResult:
         raw = as_str(doc.get("errorCode"))
         message = as_str(doc.get("message"))
         psp = as_str(doc.get("pspReference"))
@@ -368,11 +421,18 @@ class AdyenConnector(HttpConnector):
         elif reply.status == 429:
             code, cls = "rate_limited", DeclineClass.TECHNICAL
         if cls is not DeclineClass.TECHNICAL:
-            return self._declined(reply, raw, raw_message=message, connector_reference=psp, error=True)
+            return self._declined(
+                reply, raw, raw_message=message, connector_reference=psp, error=True
+            )
         # 704: a request with this Idempotency-Key is already being processed: it reached Adyen.
         ambiguous = reply.status == 409 or code == "idempotency_conflict"
         return self._technical(
-            reply, code, operation=operation, ambiguous=ambiguous, raw_code=raw, raw_message=message,
+            reply,
+            code,
+            operation=operation,
+            ambiguous=ambiguous,
+            raw_code=raw,
+            raw_message=message,
             connector_reference=psp,
         )
 
@@ -399,4 +459,6 @@ def adyen_hmac(item: Mapping[str, Any], key: bytes) -> str:
         item.get("success"),
     ]
     payload = ":".join("" if f is None else str(f) for f in fields)
-    return base64.b64encode(hmac.new(key, payload.encode("utf-8"), hashlib.sha256).digest()).decode()
+    return base64.b64encode(
+        hmac.new(key, payload.encode("utf-8"), hashlib.sha256).digest()
+    ).decode()

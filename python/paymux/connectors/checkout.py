@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -135,7 +136,10 @@ class CheckoutConnector(HttpConnector):
 
     async def void(self, request: VoidRequest) -> ConnectorResult:
         return await self._action(
-            request.connector_reference, "voids", {"reference": request.reference}, request.reference
+            request.connector_reference,
+            "voids",
+            {"reference": request.reference},
+            request.reference,
         )
 
     async def refund(self, request: RefundRequest) -> ConnectorResult:
@@ -145,11 +149,15 @@ class CheckoutConnector(HttpConnector):
     async def sync(self, request: SyncRequest) -> ConnectorResult:
         capture = bool(request.original and request.original.capture)
         if request.connector_reference:
-            reply = await self._request("GET", f"/payments/{quote(request.connector_reference, safe='')}")
+            reply = await self._request(
+                "GET", f"/payments/{quote(request.connector_reference, safe='')}"
+            )
             if isinstance(reply, Reply) and reply.status == 404:
                 return _not_found(reply)
             return self._payment_result(reply, capture=capture, operation="sync")
-        reply = await self._request("GET", "/payments", params={"reference": request.reference, "limit": "10"})
+        reply = await self._request(
+            "GET", "/payments", params={"reference": request.reference, "limit": "10"}
+        )
         if isinstance(reply, TransportFailure):
             return self._transport_result(reply, operation="sync")
         doc = json_object(reply)
@@ -162,12 +170,22 @@ class CheckoutConnector(HttpConnector):
         data = doc.get("data")
         if not isinstance(data, list):
             return self._technical(reply, "invalid_response", operation="sync", ambiguous=True)
-        payments = [p for p in data if isinstance(p, dict) and p.get("reference") in (None, request.reference)]
+        payments = [
+            p
+            for p in data
+            if isinstance(p, dict) and p.get("reference") in (None, request.reference)
+        ]
         if not payments:
             return _not_found(reply)
         # One payment per reference (the reference is also the idempotency key); if ever more,
         # prefer the one that holds funds.
-        payments.sort(key=lambda p: _STATUS.get(str(p.get("status"))) in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED), reverse=True)
+        payments.sort(
+            key=lambda p: (
+                _STATUS.get(str(p.get("status")))
+                in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED)
+            ),
+            reverse=True,
+        )
         return self._from_payment(reply, payments[0], capture=capture)
 
     # -- webhooks --------------------------------------------------------------------------------
@@ -208,7 +226,9 @@ class CheckoutConnector(HttpConnector):
             "POST", path, json=body, idempotency_header="Cko-Idempotency-Key", idempotency_key=key
         )
 
-    async def _action(self, payment_id: str, action: str, body: dict[str, Any], key: str) -> ConnectorResult:
+    async def _action(
+        self, payment_id: str, action: str, body: dict[str, Any], key: str
+    ) -> ConnectorResult:
         operation = {"captures": "capture", "voids": "void", "refunds": "refund"}[action]
         reply = await self._post(f"/payments/{quote(payment_id, safe='')}/{action}", body, key)
         if isinstance(reply, TransportFailure):
@@ -235,7 +255,9 @@ class CheckoutConnector(HttpConnector):
             latency_ms=reply.latency_ms,
         )
 
-    def _payment_result(self, reply: Reply | TransportFailure, *, capture: bool, operation: str) -> ConnectorResult:
+    def _payment_result(
+        self, reply: Reply | TransportFailure, *, capture: bool, operation: str
+    ) -> ConnectorResult:
         if isinstance(reply, TransportFailure):
             return self._transport_result(reply, operation=operation)
         doc = json_object(reply)
@@ -268,7 +290,11 @@ class CheckoutConnector(HttpConnector):
                 connector_reference=pay_id,
                 amount=amount,
             )
-            if response_code and response_code.startswith("5") and result.decline_class is DeclineClass.TECHNICAL:
+            if (
+                response_code
+                and response_code.startswith("5")
+                and result.decline_class is DeclineClass.TECHNICAL
+            ):
                 result.status = AttemptStatus.FAILED
             return result
         if status is AttemptStatus.AUTHORIZED and capture and approved is True:
@@ -290,30 +316,52 @@ class CheckoutConnector(HttpConnector):
         message = ", ".join(str(c) for c in codes) or as_str(doc.get("error_type"))
         if reply.status == 401:
             return self._technical(
-                reply, "authentication_failed", operation=operation, ambiguous=False, raw_code=raw or "401"
+                reply,
+                "authentication_failed",
+                operation=operation,
+                ambiguous=False,
+                raw_code=raw or "401",
             )
         if reply.status == 403:  # e.g. "capture not allowed" on a payment in the wrong state
             return self._technical(
-                reply, "invalid_state", operation=operation, ambiguous=False, raw_code=raw or "403", raw_message=message
+                reply,
+                "invalid_state",
+                operation=operation,
+                ambiguous=False,
+                raw_code=raw or "403",
+                raw_message=message,
             )
         if reply.status == 404:
             if operation == "sync":
                 return _not_found(reply)
-            return self._technical(reply, "not_found", operation=operation, ambiguous=False, raw_code=raw or "404")
+            return self._technical(
+                reply, "not_found", operation=operation, ambiguous=False, raw_code=raw or "404"
+            )
         if reply.status == 429:
-            return self._technical(reply, "rate_limited", operation=operation, ambiguous=False, raw_code=raw)
+            return self._technical(
+                reply, "rate_limited", operation=operation, ambiguous=False, raw_code=raw
+            )
         if reply.status == 409:
-            return self._technical(reply, "idempotency_conflict", operation=operation, ambiguous=True, raw_code=raw)
+            return self._technical(
+                reply, "idempotency_conflict", operation=operation, ambiguous=True, raw_code=raw
+            )
         code, cls = self.table.error(raw)
         if cls is not DeclineClass.TECHNICAL:
             return self._declined(reply, raw, raw_message=message, error=True)
         return self._technical(
-            reply, code, operation=operation, ambiguous=False, raw_code=raw or str(reply.status), raw_message=message
+            reply,
+            code,
+            operation=operation,
+            ambiguous=False,
+            raw_code=raw or str(reply.status),
+            raw_message=message,
         )
 
 
 def _not_found(reply: Reply) -> ConnectorResult:
-    return ConnectorResult(status=AttemptStatus.NOT_FOUND, http_status=reply.status, latency_ms=reply.latency_ms)
+    return ConnectorResult(
+        status=AttemptStatus.NOT_FOUND, http_status=reply.status, latency_ms=reply.latency_ms
+    )
 
 
 def sign_webhook(body: bytes, secret: str) -> str:

@@ -130,7 +130,9 @@ class DeclineTable:
 
         advice: dict[str, DeclineClass] = {}
         for raw, value in doc.get("advice", {}).items():
-            advice[normalize_advice(str(raw)) or str(raw)] = _decline_class(value, f"{source} [advice] {raw!r}")
+            advice[normalize_advice(str(raw)) or str(raw)] = _decline_class(
+                value, f"{source} [advice] {raw!r}"
+            )
         fallback = doc.get("fallback", {})
         return cls(
             connector=connector,
@@ -186,7 +188,9 @@ def normalize_advice(advice_code: str | None) -> str | None:
 def load_table(name: str) -> DeclineTable:
     """The built-in table ``tables/<name>.toml``, parsed once per process."""
     resource = importlib.resources.files("paymux.connectors").joinpath("tables", f"{name}.toml")
-    return DeclineTable.from_toml(resource.read_text(encoding="utf-8"), source=f"tables/{name}.toml")
+    return DeclineTable.from_toml(
+        resource.read_text(encoding="utf-8"), source=f"tables/{name}.toml"
+    )
 
 
 @functools.cache

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Self
 
 import aiohttp
 import orjson
@@ -79,7 +80,9 @@ class HttpConnector(Connector):
         super().__init__(config)
         self._session: aiohttp.ClientSession | None = None
         self.table: DeclineTable = (
-            load_table_file(self.table_path) if self.table_path else load_table(self.table_name or self.kind)
+            load_table_file(self.table_path)
+            if self.table_path
+            else load_table(self.table_name or self.kind)
         )
         self.log = logging.getLogger(f"paymux.connectors.{self.kind}")
         self._base = config.base_url.rstrip("/")
@@ -107,7 +110,7 @@ class HttpConnector(Connector):
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> HttpConnector:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -165,14 +168,16 @@ class HttpConnector(Connector):
             raise
         except aiohttp.ClientConnectorError as exc:  # refused, DNS, TLS handshake: never sent
             return self._failure("connection_error", sent.headers_sent, exc, started)
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             return self._failure("timeout", sent.headers_sent, exc, started)
         except aiohttp.ClientError as exc:  # reset, disconnect, truncated payload, bad HTTP
             return self._failure("connection_error", sent.headers_sent, exc, started)
-        except Exception as exc:  # never let anything a PSP does escape as an exception
+        except Exception as exc:  # noqa: BLE001  (nothing a PSP does may escape as an exception)
             return self._failure("connection_error", sent.headers_sent, exc, started)
 
-    def _failure(self, code: str, sent: bool, exc: BaseException, started: float) -> TransportFailure:
+    def _failure(
+        self, code: str, sent: bool, exc: BaseException, started: float
+    ) -> TransportFailure:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return TransportFailure(code, sent, self._scrub(text), _ms(started))
 
@@ -215,7 +220,9 @@ class HttpConnector(Connector):
             http_status=reply.status,
             latency_ms=reply.latency_ms,
             ambiguous=ambiguous,
-            detail=self._scrub(reply.body) if reply.body else f"HTTP {reply.status} with empty body",
+            detail=self._scrub(reply.body)
+            if reply.body
+            else f"HTTP {reply.status} with empty body",
         )
         self._log_technical(operation, result)
         return result
@@ -225,7 +232,9 @@ class HttpConnector(Connector):
         if reply.status >= 500:
             return self._technical(reply, "psp_server_error", operation=operation, ambiguous=True)
         if reply.status in (401, 403):
-            return self._technical(reply, "authentication_failed", operation=operation, ambiguous=False)
+            return self._technical(
+                reply, "authentication_failed", operation=operation, ambiguous=False
+            )
         if reply.status == 429:
             return self._technical(reply, "rate_limited", operation=operation, ambiguous=False)
         return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)

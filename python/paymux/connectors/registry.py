@@ -54,13 +54,15 @@ def load_connectors() -> tuple[dict[str, type[Connector]], list[LoadError]]:
                 raise TypeError(f"{ep.value} does not implement: {missing}")
             kind = getattr(obj, "kind", None)
             if kind != ep.name:
-                raise TypeError(f"{ep.value}.kind is {kind!r}, the entry point is named {ep.name!r}")
+                raise TypeError(
+                    f"{ep.value}.kind is {kind!r}, the entry point is named {ep.name!r}"
+                )
             if kind in connectors and connectors[kind] is not obj:
                 raise TypeError(
                     f"kind {kind!r} is already provided by "
                     f"{connectors[kind].__module__}.{connectors[kind].__qualname__}"
                 )
-        except Exception as exc:  # a broken plugin is reported, never fatal
+        except Exception as exc:  # noqa: BLE001  (a broken plugin is reported, never fatal)
             error = LoadError(ep.name, ep.value, f"{type(exc).__name__}: {exc}", dist)
             log.warning("%s", error)
             errors.append(error)

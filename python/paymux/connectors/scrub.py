@@ -8,7 +8,7 @@ prefixes), so a PAN, CVC or secret never lands in a log line or in ``ConnectorRe
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 FILTERED = "[FILTERED]"
 
@@ -16,7 +16,9 @@ FILTERED = "[FILTERED]"
 _CARD_FIELDS = r"(?:number|card_number|cardNumber|encryptedCardNumber|pan|cvc|cvv|cvc2|cvv2|cvn|securityCode|encryptedSecurityCode)"
 
 # JSON: "number": "4242424242424242"  or  "cvc": 123
-_JSON_FIELD = re.compile(r'("' + _CARD_FIELDS + r'"\s*:\s*)("(?:[^"\\]|\\.)*"|[0-9 \-]+)', re.IGNORECASE)
+_JSON_FIELD = re.compile(
+    r'("' + _CARD_FIELDS + r'"\s*:\s*)("(?:[^"\\]|\\.)*"|[0-9 \-]+)', re.IGNORECASE
+)
 # Form, raw or percent-encoded brackets: card[number]=4242..., card%5Bcvc%5D=123, cvc=123
 _FORM_FIELD = re.compile(
     r"((?:^|[&?\s])(?:[\w\[\]%]*?(?:\[|%5B))?" + _CARD_FIELDS + r"(?:\]|%5D)?=)([^&\s]*)",
@@ -29,7 +31,9 @@ _HEADERS = re.compile(
     re.IGNORECASE,
 )
 # Secrets by shape: Stripe keys, webhook secrets, Checkout.com keys.
-_KEY_SHAPES = re.compile(r"\b(?:sk|rk|pk|whsec)_(?:test_|live_)?[A-Za-z0-9_]{6,}\b|\bsk_sbox_[A-Za-z0-9_\-]+\b")
+_KEY_SHAPES = re.compile(
+    r"\b(?:sk|rk|pk|whsec)_(?:test_|live_)?[A-Za-z0-9_]{6,}\b|\bsk_sbox_[A-Za-z0-9_\-]+\b"
+)
 # Any 13-19 digit run, optionally split by single spaces or dashes: a PAN by shape.
 _DIGIT_RUN = re.compile(r"(?<![0-9])(?:[0-9][ \-]?){12,18}[0-9](?![0-9])")
 
@@ -48,13 +52,17 @@ def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
             text = text.replace(secret, FILTERED)
     text = _JSON_FIELD.sub(lambda m: m.group(1) + '"' + FILTERED + '"', text)
     text = _FORM_FIELD.sub(lambda m: m.group(1) + FILTERED, text)
-    text = _HEADERS.sub(lambda m: m.group(1) + (m.group(2) + " " if m.group(2) else "") + FILTERED, text)
+    text = _HEADERS.sub(
+        lambda m: m.group(1) + (m.group(2) + " " if m.group(2) else "") + FILTERED, text
+    )
     text = _KEY_SHAPES.sub(FILTERED, text)
     text = _DIGIT_RUN.sub(_mask_digits, text)
     return text
 
 
-def scrub_detail(raw: bytes | str | None, secrets: Iterable[str | None] = (), limit: int = 512) -> str | None:
+def scrub_detail(
+    raw: bytes | str | None, secrets: Iterable[str | None] = (), limit: int = 512
+) -> str | None:
     """A scrubbed, truncated, printable excerpt of a PSP body or an exception text."""
     if raw is None:
         return None

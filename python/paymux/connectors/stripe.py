@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -132,7 +133,11 @@ class StripeConnector(HttpConnector):
                 **request.metadata,
                 REFERENCE_KEY: request.reference,
                 "paymux_payment_id": request.payment_id,
-                **({"merchant_reference": request.merchant_reference} if request.merchant_reference else {}),
+                **(
+                    {"merchant_reference": request.merchant_reference}
+                    if request.merchant_reference
+                    else {}
+                ),
             },
         }
         reply = await self._post("/v1/payment_intents", params, request.reference)
@@ -206,7 +211,9 @@ class StripeConnector(HttpConnector):
         # Newest first; there is one PaymentIntent per reference because the reference is also
         # the Idempotency-Key, but prefer one that holds funds if a duplicate ever exists.
         intents = [pi for pi in data if isinstance(pi, dict)]
-        intents.sort(key=lambda pi: pi.get("status") in ("succeeded", "requires_capture"), reverse=True)
+        intents.sort(
+            key=lambda pi: pi.get("status") in ("succeeded", "requires_capture"), reverse=True
+        )
         return self._from_payment_intent(reply, intents[0])
 
     # -- webhooks --------------------------------------------------------------------------------
@@ -234,7 +241,9 @@ class StripeConnector(HttpConnector):
             raise WebhookError("webhook body is not JSON") from None
         if not isinstance(event, dict):
             raise WebhookError("webhook body is not a JSON object")
-        obj = (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+        obj = (
+            (event.get("data") or {}).get("object") if isinstance(event.get("data"), dict) else None
+        )
         if not isinstance(obj, dict):
             raise WebhookError("webhook has no data.object")
         return [self._webhook_event(str(event.get("type", "")), obj)]
@@ -244,8 +253,16 @@ class StripeConnector(HttpConnector):
         metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
         if kind == "payment_intent":
             status = self._pi_status(obj)
-            err = obj.get("last_payment_error") if isinstance(obj.get("last_payment_error"), dict) else {}
-            amount = as_int(obj.get("amount_received")) if status is AttemptStatus.CAPTURED else as_int(obj.get("amount"))
+            err = (
+                obj.get("last_payment_error")
+                if isinstance(obj.get("last_payment_error"), dict)
+                else {}
+            )
+            amount = (
+                as_int(obj.get("amount_received"))
+                if status is AttemptStatus.CAPTURED
+                else as_int(obj.get("amount"))
+            )
             return WebhookEvent(
                 connector_reference=str(obj.get("id", "")),
                 reference=as_str(metadata.get(REFERENCE_KEY)),
@@ -291,7 +308,9 @@ class StripeConnector(HttpConnector):
 
     # -- parsing (ActiveMerchant's parse/commit/success_from, in Python) --------------------------
 
-    async def _post(self, path: str, params: Mapping[str, Any], idempotency_key: str) -> Reply | TransportFailure:
+    async def _post(
+        self, path: str, params: Mapping[str, Any], idempotency_key: str
+    ) -> Reply | TransportFailure:
         return await self._request(
             "POST",
             path,
@@ -300,7 +319,9 @@ class StripeConnector(HttpConnector):
             idempotency_key=idempotency_key,
         )
 
-    def _payment_intent_result(self, reply: Reply | TransportFailure, *, operation: str) -> ConnectorResult:
+    def _payment_intent_result(
+        self, reply: Reply | TransportFailure, *, operation: str
+    ) -> ConnectorResult:
         if isinstance(reply, TransportFailure):
             return self._transport_result(reply, operation=operation)
         body = json_object(reply)
@@ -349,7 +370,9 @@ class StripeConnector(HttpConnector):
             latency_ms=reply.latency_ms,
         )
 
-    def _error_result(self, reply: Reply, body: dict[str, Any], *, operation: str) -> ConnectorResult:
+    def _error_result(
+        self, reply: Reply, body: dict[str, Any], *, operation: str
+    ) -> ConnectorResult:
         err = body.get("error") if isinstance(body.get("error"), dict) else {}
         err_type = as_str(err.get("type"))
         raw = _stripe_raw_code(err) or err_type
@@ -372,7 +395,9 @@ class StripeConnector(HttpConnector):
         elif reply.status == 429:
             code = "rate_limited"
         # 409: another request with this Idempotency-Key is in flight or differed: it reached Stripe.
-        return self._technical_or_class(reply, raw, err, code, ambiguous=reply.status == 409, operation=operation, pi_id=pi_id)
+        return self._technical_or_class(
+            reply, raw, err, code, ambiguous=reply.status == 409, operation=operation, pi_id=pi_id
+        )
 
     def _technical_or_class(
         self,
