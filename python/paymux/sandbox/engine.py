@@ -31,13 +31,10 @@ def unit(*parts: object) -> float:
 
 
 def token(length: int, alphabet: str, *parts: object) -> str:
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=32).digest()
-    n = int.from_bytes(digest, "big")
-    out = []
-    for _ in range(length):
-        n, r = divmod(n, len(alphabet))
-        out.append(alphabet[r])
-    return "".join(out)
+    """A deterministic identifier of `length` characters drawn from `alphabet`."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=64).digest()
+    size = len(alphabet)
+    return "".join([alphabet[b % size] for b in digest[:length]])
 
 
 class Decision(NamedTuple):
