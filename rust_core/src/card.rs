@@ -172,9 +172,7 @@ impl CardError {
             CardError::LuhnFailed => "card number failed the Luhn check",
             CardError::UnsupportedBrand => "card number does not belong to a supported brand",
             CardError::InvalidLengthForBrand => "card number length is not valid for its brand",
-            CardError::InvalidExpiry => {
-                "expiry month must be 1-12 and year two or four digits"
-            }
+            CardError::InvalidExpiry => "expiry month must be 1-12 and year two or four digits",
             CardError::ExpiredCard => "card has expired",
         }
     }
@@ -771,7 +769,11 @@ pub(crate) mod tests {
         assert!(dbg.contains("400005******5556"));
         let info = validate("4000056655665556").unwrap();
         assert!(!format!("{info:?}").contains("4000056655665556"));
-        for number in ["4000056655665557", "40000566556655x6", "400005665566555612345"] {
+        for number in [
+            "4000056655665557",
+            "40000566556655x6",
+            "400005665566555612345",
+        ] {
             let err = validate(number).unwrap_err();
             assert!(!err.to_string().contains(number));
             assert!(!format!("{err:?}").contains(number));
