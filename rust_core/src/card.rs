@@ -307,7 +307,7 @@ fn luhn_digits(digits: &[u8]) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Luhn check on a number, spaces and dashes stripped. False for empty or non-digit input.
