@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from paymux import _core
 from paymux.reference import card as ref
 

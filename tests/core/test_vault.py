@@ -7,7 +7,6 @@ import re
 import struct
 
 import pytest
-
 from paymux import _core
 
 from .test_card import GOLDEN
@@ -114,7 +113,8 @@ def test_any_flipped_bit_is_detected(vault: _core.Vault) -> None:
         for bit in (0x01, 0x80):
             tampered = bytearray(t.ciphertext)
             tampered[i] ^= bit
-            code = vault_code(lambda: vault.reveal("m_1", t.token_id, bytes(tampered)))
+            ct = bytes(tampered)
+            code = vault_code(lambda ct=ct: vault.reveal("m_1", t.token_id, ct))
             assert code == "decrypt_failed", i
 
 
