@@ -294,12 +294,19 @@ impl Vault {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
         let nonce = Nonce::from(nonce);
-        let tag = cipher
-            .encrypt_inout_detached(&nonce, &aad, (&mut out[body_start..]).into())
-            // Only fails for plaintexts beyond GCM's 64 GiB limit.
-            .map_err(|_| VaultError::InvalidArgument("plaintext is too long"))?;
-        out.extend_from_slice(&tag);
-        Ok(out)
+        let sealed = cipher.encrypt_inout_detached(&nonce, &aad, (&mut out[body_start..]).into());
+        match sealed {
+            Ok(tag) => {
+                // Capacity was reserved for the tag: no reallocation leaves a copy behind.
+                out.extend_from_slice(&tag);
+                Ok(out)
+            }
+            // Only for plaintexts beyond GCM's 64 GiB limit; the buffer still holds plaintext.
+            Err(_) => {
+                out.zeroize();
+                Err(VaultError::InvalidArgument("plaintext is too long"))
+            }
+        }
     }
 
     /// Decrypt a ciphertext written for `(tenant, token_id)` under any key in the ring.

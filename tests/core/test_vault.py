@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import re
 import struct
+from typing import Any
 
 import pytest
 from paymux import _core
 
 from .test_card import GOLDEN
+
+# Untyped handle for calls that pass wrong types on purpose.
+UNTYPED: Any = _core
 
 NOW = (2026, 5)
 TOKEN_ID = re.compile(r"^tok_[1-9A-HJ-NP-Za-km-z]{21,22}$")  # base58 of 16 bytes
@@ -67,7 +71,7 @@ def test_stored_record_holds_only_pan_and_expiry_never_a_cvv(vault: _core.Vault)
     record = vault.decrypt("m_1", t.token_id, t.ciphertext)
     # format byte, month, year (u16), then the 16 PAN digits: nothing else.
     assert record == bytes([1, 12]) + struct.pack(">H", 2030) + b"4242424242424242"
-    assert "cvv" not in (_core.Vault.tokenize.__text_signature__ or "").lower()
+    assert "cvv" not in (getattr(_core.Vault.tokenize, "__text_signature__", None) or "").lower()
 
 
 def test_generic_encrypt_decrypt_round_trip_including_empty(vault: _core.Vault) -> None:
@@ -245,7 +249,7 @@ def test_no_error_message_shows_the_pan_for_bad_input(
         lambda: vault.tokenize("", number, 12, 30, *NOW),
         lambda: vault.tokenize("m_1", number, 12, 30, 26, 5),
         lambda: vault.fingerprint("m_1", number + "zz"),
-        lambda: vault.tokenize("m_1", int(number), 12, 30, *NOW),
+        lambda: UNTYPED.Vault({1: K1}, FP_KEY).tokenize("m_1", int(number), 12, 30, *NOW),
     ]
     for attempt in attempts:
         with pytest.raises((ValueError, TypeError)) as err:
@@ -292,14 +296,14 @@ def test_bad_keys_raise_invalid_key(keys: dict, fingerprint_key: bytes) -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: _core.Vault({"1": K1}, FP_KEY),
-        lambda: _core.Vault({1: K1.hex()}, FP_KEY),
-        lambda: _core.Vault({1: bytearray(K1)}, FP_KEY),
-        lambda: _core.Vault([(1, K1)], FP_KEY),
-        lambda: _core.Vault({1: K1}, FP_KEY.hex()),
-        lambda: _core.Vault({1: K1}, FP_KEY).decrypt("m_1", "tok_a", "not bytes"),
-        lambda: _core.Vault({1: K1}, FP_KEY).tokenize("m_1", "4242424242424242", "12", 30, *NOW),
-        lambda: _core.Vault.key_version_of(None),
+        lambda: UNTYPED.Vault({"1": K1}, FP_KEY),
+        lambda: UNTYPED.Vault({1: K1.hex()}, FP_KEY),
+        lambda: UNTYPED.Vault({1: bytearray(K1)}, FP_KEY),
+        lambda: UNTYPED.Vault([(1, K1)], FP_KEY),
+        lambda: UNTYPED.Vault({1: K1}, FP_KEY.hex()),
+        lambda: UNTYPED.Vault({1: K1}, FP_KEY).decrypt("m_1", "tok_a", "not bytes"),
+        lambda: UNTYPED.Vault({1: K1}, FP_KEY).tokenize("m_1", "4242424242424242", "12", 30, *NOW),
+        lambda: UNTYPED.Vault.key_version_of(None),
     ],
 )
 def test_wrong_types_raise_type_error(call) -> None:

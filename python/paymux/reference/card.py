@@ -116,7 +116,7 @@ def _luhn(digits: str) -> bool:
 
 def luhn_valid(number: str) -> bool:
     digits = _digits(number)
-    return bool(digits) and _luhn(digits)
+    return bool(digits) and _luhn(digits or "")
 
 
 def _brand(digits: str) -> str | None:
