@@ -3,8 +3,148 @@
 __version__: str
 
 # --- card data (rust_core/src/card.rs) ---
+# Card numbers: ASCII spaces and dashes are stripped; any other non-digit is invalid; a PAN has
+# 12-19 digits. Brand comes from the IIN table, longest matching prefix wins; 622126-622925
+# (UnionPay/Discover co-branded) is "unionpay". BIN is 8 digits for PANs of 16+ digits, else 6.
+# Pure-Python reference with the same semantics: paymux.reference.card.
+
+from typing import final
+
+class CardError(ValueError):
+    """A card number or expiry was refused; the message never contains card data."""
+
+    code: str
+    """invalid_number | luhn_failed | unsupported_brand | invalid_length_for_brand |
+    invalid_expiry | expired_card"""
+
+@final
+class CardInfo:
+    """Brand, BIN, last 4 and length of a valid card number (frozen). repr shows brand/last4 only."""
+
+    @property
+    def brand(self) -> str: ...
+    @property
+    def bin(self) -> str: ...
+    @property
+    def last4(self) -> str: ...
+    @property
+    def length(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def luhn_valid(number: str) -> bool:
+    """Luhn check; False for empty input or any non-digit other than spaces and dashes."""
+
+def card_brand(number: str) -> str | None:
+    """Brand from the IIN whatever the length or Luhn status; None if unknown or not digits."""
+
+def mask_pan(number: str) -> str:
+    """First 6 + '*' + last 4, length kept ('424242******4242'). Raises CardError(invalid_number)."""
+
+def card_bin(number: str) -> str:
+    """8-digit BIN for PANs of 16+ digits, else 6. Raises CardError(invalid_number)."""
+
+def inspect_card(number: str) -> CardInfo:
+    """Validate (digits and length, then Luhn, then brand, then brand length). Raises CardError."""
+
+def check_expiry(exp_month: int, exp_year: int, now_year: int, now_month: int) -> tuple[int, int]:
+    """(month, four-digit year); years 0-99 mean 2000+year. Expired if before (now_year, now_month).
+
+    Raises CardError (invalid_expiry, expired_card); ValueError if now_year/now_month are invalid.
+    """
+
+def iin_table() -> list[tuple[int, int, int, str]]:
+    """The IIN table rows: (range_start, range_end, prefix_len, brand)."""
+
+def brand_lengths(brand: str) -> list[int]:
+    """Valid PAN lengths of a brand. Raises ValueError for an unknown brand."""
 
 # --- vault crypto (rust_core/src/vault.rs) ---
+# Ciphertext: version (1) | key_version (u32 BE) | 12-byte nonce | AES-256-GCM ct + tag, with the
+# header, tenant and token id (length-prefixed) as associated data. Fingerprint: "fp_" + hex of
+# HMAC-SHA256 over tenant + PAN. Token id: "tok_" + base58 of 16 OS-random bytes.
+
+class VaultError(ValueError):
+    """A vault operation failed; the message never contains key material or card data."""
+
+    code: str
+    """decrypt_failed | unknown_key_version | invalid_key | invalid_ciphertext |
+    invalid_argument | random_unavailable"""
+
+@final
+class TokenizedCard:
+    """Result of Vault.tokenize (frozen). repr never shows the ciphertext or more than last4."""
+
+    @property
+    def token_id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def ciphertext(self) -> bytes: ...
+    @property
+    def key_version(self) -> int: ...
+    @property
+    def brand(self) -> str: ...
+    @property
+    def bin(self) -> str: ...
+    @property
+    def last4(self) -> str: ...
+    @property
+    def exp_month(self) -> int: ...
+    @property
+    def exp_year(self) -> int: ...
+
+@final
+class RevealedCard:
+    """A decrypted card for the PSP request (frozen). repr shows the masked number."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def exp_month(self) -> int: ...
+    @property
+    def exp_year(self) -> int: ...
+
+@final
+class Vault:
+    """Keyring {version: 32-byte key} + 32-byte fingerprint key. Immutable; rotate by building a new
+    Vault with a higher version added. repr lists versions only, never key bytes.
+
+    Raises VaultError(invalid_key) for a key that is not 32 bytes, an empty keyring, a version
+    outside 0..2**32-1 or a fingerprint key equal to a data key; TypeError for non-int versions
+    or non-bytes keys. Tenant and token id must be 1-256 bytes (VaultError(invalid_argument)).
+    """
+
+    def __new__(cls, keys: dict[int, bytes], fingerprint_key: bytes) -> Vault: ...
+    @property
+    def active_key_version(self) -> int: ...
+    @property
+    def key_versions(self) -> list[int]: ...
+    def tokenize(
+        self,
+        tenant: str,
+        number: str,
+        exp_month: int,
+        exp_year: int,
+        now_year: int,
+        now_month: int,
+    ) -> TokenizedCard:
+        """Validate number and expiry, fingerprint, mint a token id, encrypt PAN + expiry (no CVV).
+
+        Raises CardError for a refused card, VaultError(invalid_argument) for a bad tenant,
+        ValueError for an invalid now_year/now_month.
+        """
+
+    def fingerprint(self, tenant: str, number: str) -> str: ...
+    def encrypt(self, tenant: str, token_id: str, plaintext: bytes) -> bytes: ...
+    def decrypt(self, tenant: str, token_id: str, ciphertext: bytes) -> bytes: ...
+    def reveal(self, tenant: str, token_id: str, ciphertext: bytes) -> RevealedCard: ...
+    def reencrypt(self, tenant: str, token_id: str, ciphertext: bytes) -> bytes:
+        """Authenticate the record, then encrypt it again under the active key (fresh nonce)."""
+
+    @staticmethod
+    def key_version_of(ciphertext: bytes) -> int:
+        """The key version in the ciphertext header. Raises VaultError(invalid_ciphertext)."""
 
 # --- routing rules (rust_core/src/rules.rs) ---
 

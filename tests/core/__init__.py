@@ -1,0 +1,1 @@
+"""Tests of the Rust core (paymux._core) through its Python bindings."""
