@@ -47,6 +47,7 @@ from paymux.connectors.http import (
     HttpConnector,
     Reply,
     TransportFailure,
+    as_dict,
     as_int,
     as_str,
     json_object,
@@ -230,9 +231,7 @@ class AdyenConnector(HttpConnector):
         result = self._parse_payment(reply, item, capture=False, operation="sync")
         if state is not None and result.status in (AttemptStatus.AUTHORIZED, AttemptStatus.PENDING):
             result.status = state
-            captured = (
-                item.get("capturedAmount") if isinstance(item.get("capturedAmount"), dict) else {}
-            )
+            captured = as_dict(item.get("capturedAmount"))
             if state is AttemptStatus.CAPTURED and as_int(captured.get("value")):
                 result.amount = as_int(captured.get("value"))
         return result
@@ -259,9 +258,7 @@ class AdyenConnector(HttpConnector):
             item = wrapper.get("NotificationRequestItem") if isinstance(wrapper, dict) else None
             if not isinstance(item, dict):
                 raise WebhookError("notification item is malformed")
-            extra = (
-                item.get("additionalData") if isinstance(item.get("additionalData"), dict) else {}
-            )
+            extra = as_dict(item.get("additionalData"))
             given = as_str(extra.get("hmacSignature"))
             if not given:
                 raise WebhookError("notification item has no hmacSignature")
@@ -285,7 +282,7 @@ class AdyenConnector(HttpConnector):
             status = AttemptStatus.DECLINED
         else:
             status = AttemptStatus.PENDING
-        amount = item.get("amount") if isinstance(item.get("amount"), dict) else {}
+        amount = as_dict(item.get("amount"))
         psp = as_str(item.get("originalReference")) or as_str(item.get("pspReference")) or ""
         return WebhookEvent(
             connector_reference=psp,
@@ -333,7 +330,7 @@ class AdyenConnector(HttpConnector):
                 "cancels": AttemptStatus.VOIDED,
                 "refunds": AttemptStatus.REFUNDED,
             }[action]
-        amount = doc.get("amount") if isinstance(doc.get("amount"), dict) else {}
+        amount = as_dict(doc.get("amount"))
         # capture/void: the payment's pspReference; refund: the refund's own pspReference.
         if action == "refunds":
             ref = as_str(doc.get("pspReference"))
@@ -369,9 +366,9 @@ class AdyenConnector(HttpConnector):
         if result_code is None:
             return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)
         psp = as_str(doc.get("pspReference"))
-        amount_obj = doc.get("amount") if isinstance(doc.get("amount"), dict) else {}
+        amount_obj = as_dict(doc.get("amount"))
         amount = as_int(amount_obj.get("value"))
-        extra = doc.get("additionalData") if isinstance(doc.get("additionalData"), dict) else {}
+        extra = as_dict(doc.get("additionalData"))
         if result_code in _APPROVED_CODES:
             # captureDelayHours=0 means Adyen captures immediately after authorising.
             return ConnectorResult(
@@ -447,7 +444,7 @@ def _refusal_message(doc: dict[str, Any], extra: dict[str, Any]) -> str | None:
 
 def adyen_hmac(item: Mapping[str, Any], key: bytes) -> str:
     """Adyen's notification HMAC: base64(HMAC-SHA256(key, the eight fields joined by ':'))."""
-    amount = item.get("amount") if isinstance(item.get("amount"), Mapping) else {}
+    amount = as_dict(item.get("amount"))
     fields = [
         item.get("pspReference"),
         item.get("originalReference"),

@@ -37,7 +37,9 @@ from paymux.connectors.http import (
     HttpConnector,
     Reply,
     TransportFailure,
+    as_dict,
     as_int,
+    as_list,
     as_str,
     header,
     json_object,
@@ -276,11 +278,11 @@ class CheckoutConnector(HttpConnector):
         response_code = as_str(doc.get("response_code"))
         status = _STATUS.get(status_text or "", AttemptStatus.PENDING)
         approved = doc.get("approved")
-        links = doc.get("_links") if isinstance(doc.get("_links"), dict) else {}
+        links = as_dict(doc.get("_links"))
         if status is AttemptStatus.PENDING and "redirect" in links:
             status = AttemptStatus.REQUIRES_ACTION
         if approved is False or status is AttemptStatus.DECLINED:
-            processing = doc.get("processing") if isinstance(doc.get("processing"), dict) else {}
+            processing = as_dict(doc.get("processing"))
             result = self._declined(
                 reply,
                 response_code,
@@ -311,7 +313,7 @@ class CheckoutConnector(HttpConnector):
         )
 
     def _api_error(self, reply: Reply, doc: dict[str, Any], *, operation: str) -> ConnectorResult:
-        codes = doc.get("error_codes") if isinstance(doc.get("error_codes"), list) else []
+        codes = as_list(doc.get("error_codes"))
         raw = as_str(codes[0]) if codes else as_str(doc.get("error_type"))
         message = ", ".join(str(c) for c in codes) or as_str(doc.get("error_type"))
         if reply.status == 401:

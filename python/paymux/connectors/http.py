@@ -179,7 +179,7 @@ class HttpConnector(Connector):
         self, code: str, sent: bool, exc: BaseException, started: float
     ) -> TransportFailure:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return TransportFailure(code, sent, self._scrub(text), _ms(started))
+        return TransportFailure(code, sent, self._scrub(text) or "", _ms(started))
 
     # -- result builders -------------------------------------------------------------------------
 
@@ -289,6 +289,15 @@ def json_object(reply: Reply) -> dict[str, Any] | None:
     """The body as a JSON object, or None (not JSON, or JSON that is not an object)."""
     body = reply.json()
     return body if isinstance(body, dict) else None
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (PSP bodies are never trusted)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def as_int(value: Any) -> int | None:

@@ -44,7 +44,8 @@ def load_connectors() -> tuple[dict[str, type[Connector]], list[LoadError]]:
         if (ep.name, ep.value) in seen:  # the same distribution visible twice on sys.path
             continue
         seen.add((ep.name, ep.value))
-        dist = ep.dist.name if getattr(ep, "dist", None) is not None else None
+        dist_obj = getattr(ep, "dist", None)
+        dist = dist_obj.name if dist_obj is not None else None
         try:
             obj = ep.load()
             if not (inspect.isclass(obj) and issubclass(obj, Connector)):

@@ -34,6 +34,7 @@ from paymux.connectors.http import (
     HttpConnector,
     Reply,
     TransportFailure,
+    as_dict,
     as_int,
     as_str,
     header,
@@ -250,14 +251,10 @@ class StripeConnector(HttpConnector):
 
     def _webhook_event(self, event_type: str, obj: dict[str, Any]) -> WebhookEvent:
         kind = obj.get("object")
-        metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        metadata = as_dict(obj.get("metadata"))
         if kind == "payment_intent":
             status = self._pi_status(obj)
-            err = (
-                obj.get("last_payment_error")
-                if isinstance(obj.get("last_payment_error"), dict)
-                else {}
-            )
+            err = as_dict(obj.get("last_payment_error"))
             amount = (
                 as_int(obj.get("amount_received"))
                 if status is AttemptStatus.CAPTURED
@@ -373,10 +370,10 @@ class StripeConnector(HttpConnector):
     def _error_result(
         self, reply: Reply, body: dict[str, Any], *, operation: str
     ) -> ConnectorResult:
-        err = body.get("error") if isinstance(body.get("error"), dict) else {}
+        err = as_dict(body.get("error"))
         err_type = as_str(err.get("type"))
         raw = _stripe_raw_code(err) or err_type
-        pi = err.get("payment_intent") if isinstance(err.get("payment_intent"), dict) else {}
+        pi = as_dict(err.get("payment_intent"))
         pi_id = as_str(pi.get("id"))
         if err_type == "card_error" or reply.status == 402:
             return self._declined(
