@@ -35,8 +35,15 @@ APPROVED_ATTEMPT = ("authorized", "captured", "voided", "refunded")
 APPROVED_PAYMENT = ("requires_capture", "succeeded", "canceled")
 PENDING_PAYMENT = ("processing", "requires_action")
 
-# Every report scans the time range through the covering index of migration 2.
-_ATTEMPTS = "attempts a INDEXED BY attempts_analytics"
+
+def _attempts(conn: sqlite3.Connection) -> str:
+    """Every report scans the time range through the covering index of migration 2 (a store not
+    migrated yet, e.g. read by `paymux report` before the gateway restarted, still works)."""
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'attempts_analytics'"
+    ).fetchone()
+    return "attempts a INDEXED BY attempts_analytics" if found else "attempts a"
+
 
 _APPROVED_SQL = "('authorized', 'captured', 'voided', 'refunded')"
 _APPROVED_PAYMENT_SQL = "('requires_capture', 'succeeded', 'canceled')"
@@ -128,13 +135,13 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
                sum(p.status IN {_APPROVED_PAYMENT_SQL}),
                sum(p.status IN {_PENDING_PAYMENT_SQL}),
                sum(CASE WHEN p.status IN {_APPROVED_PAYMENT_SQL} THEN p.amount ELSE 0 END)
-        FROM {_ATTEMPTS} JOIN payments p ON p.id = a.payment_id
+        FROM {_attempts(conn)} JOIN payments p ON p.id = a.payment_id
         WHERE {where} AND a.seq = 1
         {_group_clause(q, "a.currency")}"""
     attempts_sql = f"""
         SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
                sum(a.status = 'declined'), sum(a.status = 'failed')
-        FROM {_ATTEMPTS} WHERE {where}
+        FROM {_attempts(conn)} WHERE {where}
         {_group_clause(q)}"""
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
 
@@ -201,7 +208,7 @@ def declines(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     sql = f"""
         SELECT {_select_dims(q)}a.status IN ('declined', 'failed') AS declined,
                a.normalized_code, a.decline_class, a.connector, a.raw_code, count(*)
-        FROM {_ATTEMPTS} WHERE {where}
+        FROM {_attempts(conn)} WHERE {where}
         {_group_clause(q, "declined", "a.normalized_code", "a.decline_class", "a.connector",
                        "a.raw_code")}"""
     n = len(q.group_by)
@@ -274,12 +281,12 @@ def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
                sum(s.n > 1), sum(s.n > 1 AND p.status IN {_APPROVED_PAYMENT_SQL}), sum(s.n)
         FROM (SELECT {_select_dims(q)}a.payment_id,
                      (SELECT max(b.seq) FROM attempts b WHERE b.payment_id = a.payment_id) AS n
-              FROM {_ATTEMPTS} WHERE {where} AND a.seq = 1) s
+              FROM {_attempts(conn)} WHERE {where} AND a.seq = 1) s
         JOIN payments p ON p.id = s.payment_id
         {_group_clause(q)}"""
     paths_sql = f"""
         SELECT a.connector, b.connector, count(*), sum(b.status IN {_APPROVED_SQL})
-        FROM {_ATTEMPTS} JOIN attempts b ON b.payment_id = a.payment_id AND b.seq = a.seq + 1
+        FROM {_attempts(conn)} JOIN attempts b ON b.payment_id = a.payment_id AND b.seq = a.seq + 1
         WHERE {where} AND a.status IN ('declined', 'failed')
         GROUP BY a.connector, b.connector"""
     n = len(q.group_by)
@@ -336,7 +343,7 @@ def _latency_groups(conn: sqlite3.Connection, q: AnalyticsQuery
     where, params = _where(q)
     sql = f"""
         SELECT {_select_dims(q)}{_LATENCY_BUCKET} AS bucket, count(*), sum(a.latency_ms)
-        FROM {_ATTEMPTS} WHERE {where} AND a.latency_ms IS NOT NULL
+        FROM {_attempts(conn)} WHERE {where} AND a.latency_ms IS NOT NULL
         {_group_clause(q, "bucket")} ORDER BY {", ".join([*(f"g{i}" for i in range(len(q.group_by))), "bucket"])}"""
     n = len(q.group_by)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -386,7 +393,7 @@ def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     sql = f"""
         SELECT {_select_dims(q)}a.currency, count(*), count(a.fee), sum(a.fee),
                sum(a.status IN {_APPROVED_SQL})
-        FROM {_ATTEMPTS} WHERE {where}
+        FROM {_attempts(conn)} WHERE {where}
         {_group_clause(q, "a.currency")}"""
     n = len(q.group_by)
     rows = []
@@ -424,7 +431,7 @@ def timeseries(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         SELECT {_select_dims(q)}CAST(a.created_at / {res} AS INTEGER) * {res} AS t, count(*),
                sum(a.status IN {_APPROVED_SQL}), sum(a.status = 'declined'),
                sum(a.status = 'failed'), avg(a.latency_ms)
-        FROM {_ATTEMPTS} WHERE {where}
+        FROM {_attempts(conn)} WHERE {where}
         {_group_clause(q, "t")} ORDER BY t"""
     n = len(q.group_by)
     series: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -452,7 +459,7 @@ def health(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     sql = f"""
         SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
                sum(a.status = 'declined'), sum(a.status = 'failed' OR a.decline_class = 'technical')
-        FROM {_ATTEMPTS} WHERE {where} AND a.status != 'started'
+        FROM {_attempts(conn)} WHERE {where} AND a.status != 'started'
         {_group_clause(q)}"""
     n = len(q.group_by)
     lat = _latency_groups(conn, q)

@@ -1,0 +1,98 @@
+"""Admin HTTP routes: `/admin/analytics/{report}` and `/metrics`, and the admin key check."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import Any
+
+from aiohttp import web
+
+from paymux import metrics
+from paymux.analytics.params import parse_query
+from paymux.analytics.queries import REPORTS, run_report
+from paymux.gateway.errors import ApiError, not_found
+
+ADMIN_API_KEY: web.AppKey[str] = web.AppKey("admin_api_key", str)
+ANALYTICS_DB: web.AppKey[str] = web.AppKey("analytics_db", str)
+ROUTER: web.AppKey[Any] = web.AppKey("analytics_router", object)
+ANALYTICS_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("analytics_slots", asyncio.Semaphore)
+
+#: Health is "right now": the last five minutes unless the caller says otherwise.
+HEALTH_RANGE_S = 300.0
+
+
+def authenticate_admin(request: web.Request) -> None:
+    """The admin key as `Authorization: Bearer <admin_api_key>`; merchant keys do not pass."""
+    expected = request.app.get(ADMIN_API_KEY, "")
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise ApiError(401, "authentication_error", "admin_key_missing",
+                       "Send the admin key as `Authorization: Bearer <admin_api_key>`")
+    if not expected:
+        raise ApiError(401, "authentication_error", "admin_api_disabled",
+                       "The admin API is disabled: set admin_api_key or PAYMUX_ADMIN_KEY")
+    if not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise ApiError(401, "authentication_error", "admin_key_invalid", "Invalid admin key")
+
+
+async def analytics(request: web.Request) -> web.StreamResponse:
+    from paymux.gateway.http import json_response
+
+    authenticate_admin(request)
+    report = request.match_info["report"]
+    if report not in REPORTS:
+        raise not_found(f"report {report!r}; reports are {', '.join(REPORTS)}")
+    query = parse_query(
+        request.query,
+        report=report,
+        default_range_s=HEALTH_RANGE_S if report == "health" else 24 * 3600.0,
+    )
+    path = request.app.get(ANALYTICS_DB)
+    if not path:
+        raise ApiError(501, "api_error", "analytics_unavailable",
+                       "Analytics needs the SQLite store")
+    async with request.app[ANALYTICS_SLOTS]:
+        # Heavy scans: a worker thread with its own read-only connection, never the event loop.
+        body = await asyncio.to_thread(run_report, path, report, query)
+    if report == "health":
+        _add_breakers(request.app, body, query.group_by)
+    return json_response(200, body, headers={"Cache-Control": "no-store"})
+
+
+def _add_breakers(app: web.Application, body: dict[str, Any], group_by: tuple[str, ...]) -> None:
+    """Health per connector also carries the breaker state, and lists idle connectors too."""
+    if group_by != ("connector",):
+        return
+    states = dict(metrics.breaker_states(app.get(ROUTER)))
+    seen = set()
+    for group in body["groups"]:
+        name = group["key"]["connector"]
+        seen.add(name)
+        group["breaker"] = states.get(name, "closed")
+    for name in sorted(set(states) - seen):
+        if body.get("filters", {}).get("connector") and name not in body["filters"]["connector"]:
+            continue
+        body["groups"].append({"key": {"connector": name}, "attempts": 0, "approved": 0,
+                               "declined": 0, "errors": 0, "approval_rate": None,
+                               "error_rate": None, "p50_ms": None, "p95_ms": None,
+                               "breaker": states[name]})
+
+
+async def metrics_endpoint(request: web.Request) -> web.StreamResponse:
+    router = request.app.get(ROUTER)
+    body, content_type = metrics.exposition(lambda: metrics.breaker_states(router))
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def add_analytics_routes(app: web.Application, *, admin_api_key: str, store: Any,
+                         router: Any) -> None:
+    app[ADMIN_API_KEY] = admin_api_key
+    app[ANALYTICS_DB] = str(getattr(store, "path", "") or "")
+    app[ROUTER] = router
+    app[ANALYTICS_SLOTS] = asyncio.Semaphore(2)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_get("/admin/analytics/{report}", analytics)
