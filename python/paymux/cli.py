@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run-default": ("paymux.gateway.embedded", "run the sandbox and the gateway on the embedded default"),
     "sandbox": ("paymux.sandbox.server", "run the PSP simulator (Stripe, Adyen, Checkout.com)"),
     "keys": ("paymux.gateway.keys_cli", "create and list merchants' API keys"),
+    "report": ("paymux.report", "analytics across all PSPs as terminal tables"),
 }
 
 

@@ -10,7 +10,9 @@ from importlib.metadata import entry_points
 from aiohttp import web
 
 from paymux import _core
+from paymux.analytics.api import add_analytics_routes
 from paymux.connectors.registry import create_connector
+from paymux.dashboard import add_dashboard_routes
 from paymux.failover.policy import DefaultPolicy, FailoverPolicy
 from paymux.gateway.config import GatewayConfig, Secrets
 from paymux.gateway.http import (
@@ -80,6 +82,8 @@ def build_gateway(config: GatewayConfig, keys: Secrets, store: Store | None = No
     app[KEY_CACHE] = {}
     app[IDEMPOTENCY_TTL] = config.payments.idempotency_ttl_s
     add_routes(app)
+    add_analytics_routes(app, admin_api_key=config.admin_api_key, store=store, router=router)
+    add_dashboard_routes(app)
 
     async def startup(app: web.Application) -> None:
         await store.open()

@@ -17,6 +17,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
+from paymux import metrics
 from paymux.gateway import schemas
 from paymux.gateway.errors import ApiError, ErrorEnvelope, from_validation, invalid
 from paymux.gateway.payments import PaymentService
@@ -105,6 +106,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response = error_response(ApiError(500, "api_error", "internal_error",
                                                "An internal error occurred"))
         response.headers["X-Request-Id"] = rid
+        resource = request.match_info.route.resource
+        elapsed = time.perf_counter() - started
+        metrics.request_finished(resource.canonical if resource is not None else "unmatched",
+                                 request.method, response.status, elapsed,
+                                 response.headers.get("Idempotent-Replayed") == "true")
         log(
             "request",
             method=request.method,
@@ -112,7 +118,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             if request.match_info.route.resource is not None
             else request.path,
             status=response.status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            duration_ms=round(elapsed * 1000, 3),
             merchant_id=request.get("merchant_id"),
             idempotency_replayed=response.headers.get("Idempotent-Replayed") == "true" or None,
         )

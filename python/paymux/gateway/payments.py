@@ -11,6 +11,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from paymux import metrics
 from paymux.connectors.base import (
     AuthorizeRequest,
     CaptureRequest,
@@ -258,6 +259,7 @@ class PaymentService:
                 }
                 await self._finish(payment, attempt, "payment.failed")
                 return
+            metrics.cascaded(name, remaining[0] if remaining else None, result.decline_class)
             await self.store.finish_attempt(
                 attempt,
                 None,
@@ -316,6 +318,8 @@ class PaymentService:
             result = await self._sync_after_ambiguity(connector, attempt, result)
         self._record_result(attempt, result)
         self.router.observe(attempt, payment)
+        metrics.attempt_finished(connector.name, attempt.status, attempt.normalized_code,
+                                 attempt.decline_class, attempt.latency_ms)
         log(
             "attempt",
             payment_id=payment.id,
@@ -388,6 +392,7 @@ class PaymentService:
     async def _finish(self, payment: PaymentRecord, attempt: AttemptRecord, event: str) -> None:
         now = time.time()
         payment.updated_at = now
+        metrics.payment_finished(payment, attempt, event)
         await self.store.finish_attempt(
             attempt,
             payment,
