@@ -31,6 +31,8 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 HASH_KEY: web.AppKey[bytes] = web.AppKey("hash_key", bytes)
 KEY_CACHE: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("key_cache", dict)
 IDEMPOTENCY_TTL: web.AppKey[float] = web.AppKey("idempotency_ttl", float)
+MERCHANT_ID: web.RequestKey[str] = web.RequestKey("merchant_id", str)
+IDEMPOTENCY_KEY: web.RequestKey[str] = web.RequestKey("idempotency_key", str)
 
 _encoder = msgspec.json.Encoder()
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
@@ -119,7 +121,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             else request.path,
             status=response.status,
             duration_ms=round(elapsed * 1000, 3),
-            merchant_id=request.get("merchant_id"),
+            merchant_id=request.get(MERCHANT_ID),
             idempotency_replayed=response.headers.get("Idempotent-Replayed") == "true" or None,
         )
         return response
@@ -148,7 +150,7 @@ async def authenticate(request: web.Request) -> str:
         if len(cache) > 10_000:
             cache.clear()
         cache[key_hash] = (merchant_id, now + _KEY_CACHE_TTL_S)
-    request["merchant_id"] = merchant_id
+    request[MERCHANT_ID] = merchant_id
     return merchant_id
 
 
@@ -194,7 +196,7 @@ def idempotent(handler: Handler) -> Handler:
                 status=record.response_status, body=record.response_body,
                 content_type="application/json", headers={"Idempotent-Replayed": "true"},
             )
-        request["idempotency_key"] = key
+        request[IDEMPOTENCY_KEY] = key
         try:
             response = await handler(request)
         except ApiError as exc:
@@ -222,7 +224,7 @@ def _service(request: web.Request) -> PaymentService:
 async def create_payment(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CreatePayment)
     status, view = await _service(request).create_payment(
-        request["merchant_id"], body, request.get("idempotency_key")
+        request[MERCHANT_ID], body, request.get(IDEMPOTENCY_KEY)
     )
     return json_response(status, view)
 
@@ -274,7 +276,7 @@ async def list_payments(request: web.Request) -> web.StreamResponse:
 async def capture_payment(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CapturePayment, allow_empty=True)
     status, view = await _service(request).capture(
-        request["merchant_id"], request.match_info["id"], body
+        request[MERCHANT_ID], request.match_info["id"], body
     )
     return json_response(status, view)
 
@@ -282,14 +284,14 @@ async def capture_payment(request: web.Request) -> web.StreamResponse:
 @idempotent
 async def cancel_payment(request: web.Request) -> web.StreamResponse:
     await decode(request, schemas.CancelPayment, allow_empty=True)
-    status, view = await _service(request).cancel(request["merchant_id"], request.match_info["id"])
+    status, view = await _service(request).cancel(request[MERCHANT_ID], request.match_info["id"])
     return json_response(status, view)
 
 
 @idempotent
 async def create_refund(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CreateRefund)
-    status, view = await _service(request).create_refund(request["merchant_id"], body)
+    status, view = await _service(request).create_refund(request[MERCHANT_ID], body)
     return json_response(status, view)
 
 
@@ -302,7 +304,7 @@ async def get_refund(request: web.Request) -> web.StreamResponse:
 @idempotent
 async def create_token(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CreateToken)
-    status, view = await _service(request).create_token(request["merchant_id"], body)
+    status, view = await _service(request).create_token(request[MERCHANT_ID], body)
     return json_response(status, view)
 
 

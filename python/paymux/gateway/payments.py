@@ -315,7 +315,7 @@ class PaymentService:
         )
         result = await connector.authorize(request)
         if result.status is AttemptStatus.FAILED and result.ambiguous:
-            result = await self._sync_after_ambiguity(connector, attempt, result)
+            result = await self._sync_after_ambiguity(connector, attempt, result, request)
         self._record_result(attempt, result)
         self.router.observe(attempt, payment)
         metrics.attempt_finished(connector.name, attempt.status, attempt.normalized_code,
@@ -336,7 +336,11 @@ class PaymentService:
         return attempt, result
 
     async def _sync_after_ambiguity(
-        self, connector: Connector, attempt: AttemptRecord, first: ConnectorResult
+        self,
+        connector: Connector,
+        attempt: AttemptRecord,
+        first: ConnectorResult,
+        original: AuthorizeRequest,
     ) -> ConnectorResult:
         """Ask the PSP what happened to our reference before going anywhere else."""
         request = SyncRequest(
@@ -344,6 +348,7 @@ class PaymentService:
             connector_reference=first.connector_reference,
             amount=attempt.amount,
             currency=attempt.currency,
+            original=original,
         )
         try:
             found = await asyncio.wait_for(
@@ -518,6 +523,10 @@ class PaymentService:
         payment = await self.store.get_payment(merchant_id, body.payment_id)
         if payment is None:
             raise not_found("payment", "payment_id")
+        if payment.status != PaymentStatus.SUCCEEDED:
+            raise invalid("payment_not_refundable",
+                          f"A payment in status {payment.status} has nothing captured to refund",
+                          "payment_id")
         amount = body.amount
         if amount is None:
             amount = payment.amount_received - payment.amount_refunded
