@@ -13,7 +13,7 @@ from paymux.sandbox import load_scenario
 from paymux.sandbox.cards import luhn_ok
 from paymux.sandbox.scenario import DEFAULT_CREDENTIALS
 
-from conftest import running_sandbox
+from sandbox_harness import running_sandbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 STRIPE_KEY = DEFAULT_CREDENTIALS["stripe"]["api_key"]
