@@ -22,7 +22,8 @@ from paymux.store.base import Merchant
 
 SANDBOX_KEYS = {
     "stripe": {"api_key": "sk_test_paymux_sandbox"},
-    "adyen": {"api_key": "paymux_sandbox_adyen_key", "merchant_account": "PaymuxSandboxECOM"},
+    "adyen": {"api_key": "paymux_sandbox_adyen_key", "merchant_account": "PaymuxSandboxECOM",
+              "extra": {"lookup_path": "/v72/_sandbox/payments"}},
     "checkout": {"api_key": "sk_sbox_paymuxsandboxsecretkeyabcde"},
 }
 

@@ -30,7 +30,9 @@ def _write_config(tmp: Path, gateway_port: int, sandbox_port: int) -> Path:
     for wire, creds in SANDBOX_KEYS.items():
         lines += ["[[connectors]]", f'name = "{wire}"', f'kind = "{wire}"',
                   f'base_url = "http://127.0.0.1:{sandbox_port}/{wire}"']
-        lines += [f'{k} = "{v}"' for k, v in creds.items()]
+        lines += [f'{k} = "{v}"' for k, v in creds.items() if isinstance(v, str)]
+        if "extra" in creds:
+            lines += ["extra = { " + ", ".join(f'{k} = "{v}"' for k, v in creds["extra"].items()) + " }"]
     path = tmp / "paymux.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
