@@ -16,7 +16,6 @@ import aiohttp
 import orjson
 import uvloop
 from aiohttp import web
-
 from paymux.sandbox import build_app
 from paymux.sandbox.scenario import DEFAULT_CREDENTIALS
 
@@ -25,8 +24,8 @@ CASES = {
     "stripe create+confirm": ("POST", "/stripe/v1/payment_intents",
         {"Authorization": f"Bearer {DEFAULT_CREDENTIALS['stripe']['api_key']}",
          "Content-Type": "application/x-www-form-urlencoded"},
-        b"amount=1000&currency=eur&confirm=true&payment_method=pm_card_visa"
-        b"&metadata[paymux_reference]=att_1"),
+        (b"amount=1000&currency=eur&confirm=true&payment_method=pm_card_visa"
+         b"&metadata[paymux_reference]=att_1")),
     "adyen /payments": ("POST", "/adyen/v72/payments",
         {"X-API-Key": DEFAULT_CREDENTIALS["adyen"]["api_key"], "Content-Type": "application/json"},
         orjson.dumps({"amount": {"value": 1000, "currency": "EUR"}, "reference": "r",
@@ -53,17 +52,21 @@ async def drive(seconds: float, concurrency: int) -> None:
             done = 0
             deadline = time.perf_counter() + seconds
 
-            async def worker() -> None:
+            async def worker(
+                method: str, url: str, headers: dict, body: bytes, deadline: float
+            ) -> None:
                 nonlocal done
                 while time.perf_counter() < deadline:
-                    async with s.request(method, f"http://127.0.0.1:{PORT}{path}", headers=headers,
-                                         data=body) as r:  # fmt: skip
+                    async with s.request(method, url, headers=headers, data=body) as r:
                         await r.read()
                         assert r.status in (200, 201), r.status
                     done += 1
 
             start = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            url = f"http://127.0.0.1:{PORT}{path}"
+            await asyncio.gather(
+                *(worker(method, url, headers, body, deadline) for _ in range(concurrency))
+            )
             elapsed = time.perf_counter() - start
             print(f"{name:<24} {done / elapsed:8.0f} req/s  ({done} requests, {concurrency} conns)")
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import requests
 from aiohttp import web
-
 from paymux.sandbox import SANDBOX_KEY, build_app
 from paymux.sandbox.scenario import Scenario, scenario_from_dict
 
@@ -41,7 +40,9 @@ class RunningSandbox:
 
 
 @contextlib.contextmanager
-def running_sandbox(scenario: Scenario | dict | None = None, seed: int = 0) -> Iterator[RunningSandbox]:
+def running_sandbox(
+    scenario: Scenario | dict | None = None, seed: int = 0
+) -> Iterator[RunningSandbox]:
     if isinstance(scenario, dict):
         scenario = scenario_from_dict(scenario)
     app = build_app(scenario, seed=seed)

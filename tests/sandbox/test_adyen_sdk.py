@@ -11,7 +11,6 @@ from Adyen.exceptions import (
     AdyenAPIInvalidPermission,
     AdyenAPIUnprocessableEntity,
 )
-
 from paymux.sandbox.scenario import DEFAULT_CREDENTIALS
 
 CREDS = DEFAULT_CREDENTIALS["adyen"]

@@ -16,7 +16,6 @@ from checkout_sdk.payments.payments import (
     PaymentsQueryFilter,
     RefundRequest,
 )
-
 from paymux.sandbox.scenario import DEFAULT_CREDENTIALS
 
 KEY = DEFAULT_CREDENTIALS["checkout"]["api_key"]
@@ -61,13 +60,19 @@ def refund(amount):
 def test_authorize_capture_partially_then_refund_several_times(api, sandbox):
     payment = api.payments.request_payment(card_payment(), idempotency_key="ik-1")
     assert payment.http_metadata.status_code == 201
-    assert (payment.approved, payment.status, payment.response_code) == (True, "Authorized", "10000")
+    assert (payment.approved, payment.status, payment.response_code) == (
+        True,
+        "Authorized",
+        "10000",
+    )
     assert payment.id.startswith("pay_") and payment.source.last4 == "4242"
 
     captured = api.payments.capture_payment(payment.id, capture(3000))
     assert captured.http_metadata.status_code == 202 and captured.action_id.startswith("act_")
     for value in (1000, 500):
-        assert api.payments.refund_payment(payment.id, refund(value)).http_metadata.status_code == 202
+        assert (
+            api.payments.refund_payment(payment.id, refund(value)).http_metadata.status_code == 202
+        )
     with pytest.raises(CheckoutApiException) as exc:
         api.payments.refund_payment(payment.id, refund(1501))
     assert exc.value.http_metadata.status_code == 422
@@ -77,7 +82,11 @@ def test_authorize_capture_partially_then_refund_several_times(api, sandbox):
     assert details.status == "Partially Refunded"
     assert (details.balances.total_captured, details.balances.total_refunded) == (3000, 1500)
     ledger = sandbox.payments("checkout")[0]
-    assert (ledger["captured"], ledger["refunded"], ledger["idempotency_key"]) == (3000, 1500, "ik-1")
+    assert (ledger["captured"], ledger["refunded"], ledger["idempotency_key"]) == (
+        3000,
+        1500,
+        "ik-1",
+    )
 
 
 def test_capture_above_authorized_amount_is_rejected(api):

@@ -8,11 +8,9 @@ import random
 
 import pytest
 import requests
-
 from paymux.sandbox import load_scenario
 from paymux.sandbox.cards import luhn_ok
 from paymux.sandbox.scenario import DEFAULT_CREDENTIALS
-
 from sandbox_harness import running_sandbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -39,7 +37,9 @@ def pay_stripe(base, number, amount=1000, reference=None, psp="stripe", timeout=
     headers = {"Authorization": f"Bearer {STRIPE_KEY}"}
     if key:
         headers["Idempotency-Key"] = key
-    r = requests.post(f"{base}/{psp}/v1/payment_intents", data=data, headers=headers, timeout=timeout)
+    r = requests.post(
+        f"{base}/{psp}/v1/payment_intents", data=data, headers=headers, timeout=timeout
+    )
     body = r.json()
     if r.status_code == 200:
         return "approved"
@@ -63,7 +63,11 @@ def pay_adyen(base, number, amount=1000, reference="r", timeout=5.0):
                               "expiryYear": "2031"}}  # fmt: skip
     r = requests.post(f"{base}/adyen/v72/payments", json=body,
                       headers={"X-API-Key": ADYEN["api_key"]}, timeout=timeout).json()  # fmt: skip
-    return "approved" if r["resultCode"] == "Authorised" else ADYEN_NAMES.get(r["refusalReason"], r["refusalReason"])
+    return (
+        "approved"
+        if r["resultCode"] == "Authorised"
+        else ADYEN_NAMES.get(r["refusalReason"], r["refusalReason"])
+    )
 
 
 def pay_checkout(base, number, amount=1000, reference="r", psp="checkout", timeout=5.0, key=None):
@@ -236,6 +240,8 @@ def test_every_example_scenario_loads(path):
 
 def test_an_unknown_decline_name_is_rejected_when_loading(tmp_path):
     path = tmp_path / "bad.toml"
-    path.write_text('[psps.s]\nwire = "stripe"\n[psps.s.default]\ndeclines = { "Not A Code" = 1 }\n')
+    path.write_text(
+        '[psps.s]\nwire = "stripe"\n[psps.s.default]\ndeclines = { "Not A Code" = 1 }\n'
+    )
     with pytest.raises(ValueError):
         load_scenario(path)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import requests
 import stripe
-
 from paymux.sandbox.scenario import DEFAULT_CREDENTIALS
 
 KEY = DEFAULT_CREDENTIALS["stripe"]["api_key"]
@@ -28,7 +27,11 @@ def create(client, **params):
 def test_manual_capture_flow_with_partial_capture_and_several_partial_refunds(client, sandbox):
     pi = create(client, payment_method="pm_card_visa", capture_method="manual",
                 metadata={"paymux_reference": "att_s1"}, description="order 1")  # fmt: skip
-    assert (pi.object, pi.status, pi.amount_capturable) == ("payment_intent", "requires_capture", 2000)
+    assert (pi.object, pi.status, pi.amount_capturable) == (
+        "payment_intent",
+        "requires_capture",
+        2000,
+    )
     assert pi.latest_charge.startswith("ch_")
 
     pi = client.v1.payment_intents.capture(pi.id, params={"amount_to_capture": 1500})
@@ -70,7 +73,7 @@ def test_cancel_releases_an_authorization_but_not_a_captured_payment(client, san
     with pytest.raises(stripe.InvalidRequestError) as exc:
         client.v1.payment_intents.cancel(paid.id)
     assert exc.value.code == "payment_intent_unexpected_state"
-    voided = [p for p in sandbox.payments("stripe") if p["id"] == held.id][0]
+    voided = next(p for p in sandbox.payments("stripe") if p["id"] == held.id)
     assert voided["voided"] and voided["status"] == "voided"
 
 
@@ -124,7 +127,9 @@ def test_missing_amount_is_a_parameter_missing_error(client):
 
 
 def test_wrong_api_key_is_refused_with_401(sandbox):
-    bad = stripe.StripeClient("sk_test_wrong_key_123456", base_addresses={"api": sandbox.url("/stripe")})
+    bad = stripe.StripeClient(
+        "sk_test_wrong_key_123456", base_addresses={"api": sandbox.url("/stripe")}
+    )
     with pytest.raises(stripe.AuthenticationError) as exc:
         bad.v1.payment_intents.retrieve("pi_x")
     assert "Invalid API Key provided" in str(exc.value)

@@ -26,7 +26,7 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
         return {}
     value = orjson.loads(body)
     if not isinstance(value, dict):
-        raise ValueError("the body must be a JSON object")
+        raise TypeError("the body must be a JSON object")
     return value
 
 
@@ -69,7 +69,7 @@ class Admin:
                 raw = merge_patch(scenario_to_dict(self.sandbox.scenario), body)
             scenario = scenario_from_dict(raw)
             self.sandbox.load(scenario)
-        except (ValueError, msgspec.ValidationError) as exc:
+        except (ValueError, TypeError, msgspec.ValidationError) as exc:
             return _bad(f"scenario rejected: {exc}")
         return json_response(200, scenario_to_dict(self.sandbox.scenario))
 
@@ -104,7 +104,7 @@ class Admin:
             seed = body.get("seed")
             if body.get("scenario") is not None:
                 self.sandbox.load(scenario_from_dict(body["scenario"]))
-        except (ValueError, msgspec.ValidationError) as exc:
+        except (ValueError, TypeError, msgspec.ValidationError) as exc:
             return _bad(f"reset rejected: {exc}")
         self.sandbox.reset(int(seed) if seed is not None else None)
         return json_response(200, {"status": "reset", "seed": self.sandbox.seed})
@@ -121,6 +121,10 @@ class Admin:
         return_url = payment.extra.get("return_url") or payment.extra.get("returnUrl")
         if return_url and request.query.get("redirect", "true") != "false":
             sep = "&" if "?" in return_url else "?"
-            key = {"stripe": "payment_intent", "adyen": "redirectResult", "checkout": "cko-payment-id"}
+            key = {
+                "stripe": "payment_intent",
+                "adyen": "redirectResult",
+                "checkout": "cko-payment-id",
+            }
             raise web.HTTPFound(f"{return_url}{sep}{key[dialect.psp.wire]}={payment.id}")
         return json_response(200, {"id": payment.id, "status": payment.status})

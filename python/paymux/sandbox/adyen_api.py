@@ -96,7 +96,9 @@ class AdyenApi(Dialect):
         return {"Idempotency-Key": key}
 
     def internal_error(self) -> web.Response:
-        return self.error_response(AdyenError(500, "905", "Internal error: please retry", "internal"))
+        return self.error_response(
+            AdyenError(500, "905", "Internal error: please retry", "internal")
+        )
 
     def check_merchant(self, params: dict[str, Any], psp: PspState) -> None:
         account = params.get("merchantAccount")
@@ -241,7 +243,9 @@ class AdyenApi(Dialect):
         psp = self.psp
         if authenticated:
             outcome, decline, source = psp.authorize_outcome(
-                payment.card, payment.amount, payment.currency  # type: ignore[arg-type]
+                payment.card,
+                payment.amount,
+                payment.currency,  # type: ignore[arg-type]
             )
         else:
             outcome, decline, source = "declined", declines.NORMALIZED["generic_decline"]._replace(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from paymux.sandbox.adyen_api import AdyenApi
 from paymux.sandbox.admin import Admin
+from paymux.sandbox.adyen_api import AdyenApi
 from paymux.sandbox.checkout_api import CheckoutApi
 from paymux.sandbox.engine import Sandbox
 from paymux.sandbox.scenario import Scenario, compile_scenario, default_scenario

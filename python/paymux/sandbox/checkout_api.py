@@ -203,8 +203,10 @@ class CheckoutApi(Dialect):
             response_summary="Approved",
             expires_on=_iso(p.created + 7 * 86400),
             balances={"total_authorized": p.authorized, "available_to_capture": p.capturable},
-            processing={"acquirer_transaction_id": p.extra["scheme_id"],
-                        "retrieval_reference_number": p.extra["scheme_id"][:12]},  # fmt: skip
+            processing={
+                "acquirer_transaction_id": p.extra["scheme_id"],
+                "retrieval_reference_number": p.extra["scheme_id"][:12],
+            },
         )
         return body
 
@@ -308,7 +310,9 @@ class CheckoutApi(Dialect):
         psp = self.psp
         if authenticated:
             outcome, decline, source = psp.authorize_outcome(
-                payment.card, payment.amount, payment.currency  # type: ignore[arg-type]
+                payment.card,
+                payment.amount,
+                payment.currency,  # type: ignore[arg-type]
             )
         else:
             from paymux.sandbox.declines import NORMALIZED

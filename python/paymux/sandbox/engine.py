@@ -53,9 +53,28 @@ class Payment:
     """One payment at one PSP instance, as the ledger shows it (masked card only)."""
 
     __slots__ = (
-        "id", "psp", "wire", "reference", "idempotency_key", "amount", "currency", "card",
-        "status", "authorized", "captured", "refunded", "released", "voided", "auto_capture", "decline",
-        "delivery", "events", "created", "created_s", "metadata", "extra",
+        "amount",
+        "authorized",
+        "auto_capture",
+        "captured",
+        "card",
+        "created",
+        "created_s",
+        "currency",
+        "decline",
+        "delivery",
+        "events",
+        "extra",
+        "id",
+        "idempotency_key",
+        "metadata",
+        "psp",
+        "reference",
+        "refunded",
+        "released",
+        "status",
+        "voided",
+        "wire",
     )  # fmt: skip
 
     def __init__(self, **kw: Any) -> None:
@@ -248,7 +267,9 @@ class PspState:
             self.stats["authorized"] += 1
             payment.status = "authorized"
             payment.authorized = payment.amount
-            self.event(payment, "authorization", payment.amount, delivery=decision.delivery, **extra)
+            self.event(
+                payment, "authorization", payment.amount, delivery=decision.delivery, **extra
+            )
             if payment.auto_capture:
                 payment.captured = payment.amount
                 payment.status = "captured"
@@ -286,14 +307,13 @@ class Sandbox:
     def load(self, scenario: Scenario) -> None:
         compiled: CompiledScenario = compile_scenario(scenario)
         old = getattr(self, "psps", None)
-        if old is not None:
-            if {n: p.config.mount for n, p in old.items()} != {
-                n: p.mount for n, p in compiled.psps.items()
-            }:
-                raise ValueError(
-                    "PSP instances and their mounts are fixed while the sandbox runs; "
-                    "restart it to add, remove or move a PSP"
-                )
+        if old is not None and {n: p.config.mount for n, p in old.items()} != {
+            n: p.mount for n, p in compiled.psps.items()
+        }:
+            raise ValueError(
+                "PSP instances and their mounts are fixed while the sandbox runs; "
+                "restart it to add, remove or move a PSP"
+            )
         self.scenario = scenario
         self.issuer = compiled.issuer
         if old is None:

@@ -32,9 +32,7 @@ def replay(stored: StoredResponse, extra_headers: dict[str, str] | None = None) 
     return web.Response(status=stored.status, body=stored.body, content_type=JSON, headers=headers)
 
 
-def store(
-    psp: PspState, key: str | None, fp: bytes, response: web.Response
-) -> web.Response:
+def store(psp: PspState, key: str | None, fp: bytes, response: web.Response) -> web.Response:
     """Keep the answer under the idempotency key before it is (maybe never) delivered."""
     if key:
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}

@@ -169,12 +169,25 @@ class ResolvedBehaviour:
     """A Behaviour with every field set, mixes normalized to cumulative tables."""
 
     __slots__ = (
-        "approval_rate", "declines", "latency_fn", "error_rate", "timeout_rate", "reset_rate",
-        "challenge_rate", "timeout_s", "timeout_mode",
+        "approval_rate",
+        "challenge_rate",
+        "declines",
+        "error_rate",
+        "latency_fn",
+        "reset_rate",
+        "timeout_mode",
+        "timeout_rate",
+        "timeout_s",
     )  # fmt: skip
 
     def __init__(self, b: Behaviour, wire: str) -> None:
-        for field in ("approval_rate", "error_rate", "timeout_rate", "reset_rate", "challenge_rate"):
+        for field in (
+            "approval_rate",
+            "error_rate",
+            "timeout_rate",
+            "reset_rate",
+            "challenge_rate",
+        ):
             value = getattr(b, field)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{field} must be within [0, 1], got {value}")
@@ -245,8 +258,16 @@ def matches(m: Match, brand: str, country: str, currency: str, amount: int) -> b
 
 
 class CompiledPsp:
-    __slots__ = ("name", "wire", "mount", "api_key", "merchant_account", "default", "segments",
-                 "outages")  # fmt: skip
+    __slots__ = (
+        "api_key",
+        "default",
+        "merchant_account",
+        "mount",
+        "name",
+        "outages",
+        "segments",
+        "wire",
+    )  # fmt: skip
 
     def __init__(self, name: str, psp: Psp) -> None:
         self.name = name
@@ -282,7 +303,14 @@ class CompiledPsp:
 
 
 class CompiledIssuer:
-    __slots__ = ("moment_s", "default_country", "bin_countries", "test_cards", "default", "segments")
+    __slots__ = (
+        "bin_countries",
+        "default",
+        "default_country",
+        "moment_s",
+        "segments",
+        "test_cards",
+    )
 
     def __init__(self, issuer: Issuer) -> None:
         if issuer.moment_s <= 0:
@@ -315,7 +343,7 @@ class CompiledIssuer:
 
 
 class CompiledScenario:
-    __slots__ = ("scenario", "issuer", "psps")
+    __slots__ = ("issuer", "psps", "scenario")
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario

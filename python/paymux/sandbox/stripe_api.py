@@ -18,17 +18,57 @@ from paymux.sandbox.http import Dialect, json_response
 _KEY = re.compile(r"\[([^\]]*)\]")
 
 CREATE_PARAMS = frozenset(
-    "amount currency confirm capture_method payment_method payment_method_data "
-    "payment_method_types metadata description return_url expand customer receipt_email "
-    "statement_descriptor statement_descriptor_suffix setup_future_usage off_session "
-    "payment_method_options automatic_payment_methods confirmation_method error_on_requires_action "
-    "use_stripe_sdk shipping on_behalf_of transfer_group application_fee_amount mandate_data "
-    "radar_options payment_method_configuration excluded_payment_method_types".split()
+    [
+        "amount",
+        "currency",
+        "confirm",
+        "capture_method",
+        "payment_method",
+        "payment_method_data",
+        "payment_method_types",
+        "metadata",
+        "description",
+        "return_url",
+        "expand",
+        "customer",
+        "receipt_email",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "setup_future_usage",
+        "off_session",
+        "payment_method_options",
+        "automatic_payment_methods",
+        "confirmation_method",
+        "error_on_requires_action",
+        "use_stripe_sdk",
+        "shipping",
+        "on_behalf_of",
+        "transfer_group",
+        "application_fee_amount",
+        "mandate_data",
+        "radar_options",
+        "payment_method_configuration",
+        "excluded_payment_method_types",
+    ]
 )
 CONFIRM_PARAMS = frozenset(
-    "payment_method payment_method_data return_url expand receipt_email setup_future_usage "
-    "off_session payment_method_options error_on_requires_action use_stripe_sdk shipping "
-    "mandate_data radar_options capture_method payment_method_types".split()
+    [
+        "payment_method",
+        "payment_method_data",
+        "return_url",
+        "expand",
+        "receipt_email",
+        "setup_future_usage",
+        "off_session",
+        "payment_method_options",
+        "error_on_requires_action",
+        "use_stripe_sdk",
+        "shipping",
+        "mandate_data",
+        "radar_options",
+        "capture_method",
+        "payment_method_types",
+    ]
 )
 CANCELABLE = ("requires_payment_method", "requires_capture", "requires_confirmation",
               "requires_action", "processing")  # fmt: skip
@@ -136,11 +176,15 @@ class StripeApi(Dialect):
             except (ValueError, UnicodeDecodeError):
                 key = ""
         if not key:
-            return self.error_response(invalid(
-                "You did not provide an API key. You need to provide your API key in the "
-                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
-                "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, "
-                "or we can help at https://support.stripe.com/.", status=401))
+            return self.error_response(
+                invalid(
+                    "You did not provide an API key. You need to provide your API key in the "
+                    "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer "
+                    "YOUR_SECRET_KEY'). See https://stripe.com/docs/api#authentication for details, "
+                    "or we can help at https://support.stripe.com/.",
+                    status=401,
+                )
+            )
         if key != psp.config.api_key:
             shown = key[:8] + "*" * max(len(key) - 12, 0) + key[-4:] if len(key) > 12 else "****"
             return self.error_response(invalid(f"Invalid API Key provided: {shown}", status=401))
@@ -311,8 +355,8 @@ class StripeApi(Dialect):
                           "currencies: usd, eur, gbp, ...", "currency")  # fmt: skip
         capture_method = params.get("capture_method") or "automatic"
         if capture_method not in ("automatic", "automatic_async", "manual"):
-            raise invalid(f"Invalid capture_method: must be one of automatic, automatic_async, "
-                          f"or manual", "capture_method")  # fmt: skip
+            raise invalid("Invalid capture_method: must be one of automatic, automatic_async, "
+                          "or manual", "capture_method")  # fmt: skip
         metadata = params.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise invalid("Invalid object", "metadata")
@@ -378,7 +422,9 @@ class StripeApi(Dialect):
                 return json_response(500, {}), decision
             body = {"error": {"type": "api_error", "message": "An unknown error occurred",
                               "request_log_url": None}}  # fmt: skip
-            return json_response(500, body, {**self.headers(), "Stripe-Should-Retry": "true"}), decision
+            return json_response(
+                500, body, {**self.headers(), "Stripe-Should-Retry": "true"}
+            ), decision
         if new:
             psp.add_payment(payment)
         x = payment.extra
@@ -435,7 +481,9 @@ class StripeApi(Dialect):
         payment.extra["next_action"] = None
         if authenticated:
             outcome, decline, source = psp.authorize_outcome(
-                payment.card, payment.amount, payment.currency  # type: ignore[arg-type]
+                payment.card,
+                payment.amount,
+                payment.currency,  # type: ignore[arg-type]
             )
         else:
             from paymux.sandbox.declines import NORMALIZED
