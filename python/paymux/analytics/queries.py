@@ -412,7 +412,7 @@ def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         t["attempts_priced"] += priced
         t["fees"] += fee
         t["approved"] += approved
-    rows.sort(key=lambda r: (-r["fees"], -r["attempts"], str(r["key"]), r["currency"]))
+    rows.sort(key=lambda r: (r["currency"], -r["fees"], -r["attempts"], str(r["key"])))
     return {
         "groups": rows[: q.limit],
         "totals": {cur: {**t, "cost_per_approved": round(t["fees"] / t["approved"], 2)
