@@ -174,15 +174,21 @@
     $("approvals-table").tBodies[0].replaceChildren(...rows);
   }
 
-  function layout(extra) {
-    return Object.assign({
-      margin: { l: 48, r: 12, t: 8, b: 40 },
+  function layout(extra, traces) {
+    const base = Object.assign({
+      margin: { l: 56, r: 12, t: 30, b: 44 },
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "rgba(0,0,0,0)",
       font: { family: "system-ui, sans-serif", size: 12 },
-      legend: { orientation: "h", y: -0.2 },
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
       hovermode: "closest",
     }, extra);
+    if (!traces.length) {
+      // Nothing to plot: show the message alone, not a pair of meaningless axes.
+      base.xaxis = Object.assign({}, base.xaxis, { visible: false });
+      base.yaxis = Object.assign({}, base.yaxis, { visible: false });
+    }
+    return base;
   }
 
   function empty(traces, message) {
@@ -199,11 +205,12 @@
       hovertemplate: "%{y:.1f}% (%{customdata[0]}/%{customdata[1]})<extra>%{fullData.name}</extra>",
       line: { color: colorOf(s.key.connector) },
     }));
+    const now = Date.now();
     Plotly.react("chart-approval", traces, layout({
       yaxis: { range: [0, 105], ticksuffix: "%", title: { text: "approved attempts" } },
-      xaxis: { type: "date" },
+      xaxis: { type: "date", range: [new Date(now - filterParams().range * 1000), new Date(now)] },
       annotations: empty(traces),
-    }), PLOT_CONFIG);
+    }, traces), PLOT_CONFIG);
   }
 
   function renderDeclines(body) {
@@ -221,10 +228,10 @@
       };
     });
     Plotly.react("chart-declines", traces, layout({
-      barmode: "stack", margin: { l: 190, r: 12, t: 8, b: 40 },
+      barmode: "stack", margin: { l: 190, r: 12, t: 30, b: 44 },
       yaxis: { autorange: "reversed", automargin: true }, xaxis: { title: { text: "declined attempts" } },
       annotations: empty(traces, "no declines in this range"),
-    }), PLOT_CONFIG);
+    }, traces), PLOT_CONFIG);
   }
 
   function renderFailover(body) {
@@ -240,7 +247,7 @@
     Plotly.react("chart-failover", traces, layout({
       barmode: "group", yaxis: { title: { text: "payments" } },
       annotations: empty(traces, "no failovers in this range"),
-    }), PLOT_CONFIG);
+    }, traces), PLOT_CONFIG);
   }
 
   function renderLatency(body) {
@@ -254,7 +261,7 @@
       : [];
     Plotly.react("chart-latency", traces, layout({
       barmode: "group", yaxis: { title: { text: "ms" } }, annotations: empty(traces),
-    }), PLOT_CONFIG);
+    }, traces), PLOT_CONFIG);
   }
 
   function renderFees(body) {
@@ -273,10 +280,11 @@
       };
     });
     const priced = body.groups.some((g) => g.attempts_priced > 0);
-    Plotly.react("chart-fees", priced ? traces : [], layout({
+    const shown = priced ? traces : [];
+    Plotly.react("chart-fees", shown, layout({
       barmode: "group", yaxis: { title: { text: "cost per approved payment" } },
-      annotations: empty(priced ? traces : [], "no fee tables configured for these PSPs"),
-    }), PLOT_CONFIG);
+      annotations: empty(shown, "no fee tables configured for these PSPs"),
+    }, shown), PLOT_CONFIG);
   }
 
   // -- wiring ------------------------------------------------------------------------------------
