@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-rust test-python stubtest build-dev build-prod bench lint fmt clean
+.PHONY: help run test test-rust test-python stubtest build-dev build-prod bench lint fmt clean browser
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,7 +33,10 @@ test: test-rust test-python ## run all the tests (Rust and Python)
 test-rust: ## cargo test on the plain Rust core (no Python needed)
 	cargo test --manifest-path rust_core/Cargo.toml --quiet
 
-test-python: build-dev stubtest ## pytest: bindings, properties, connectors, sandbox, gateway
+browser: ## install Debian's chromium for the dashboard browser test (no-op when present)
+	./scripts/install-browser.sh
+
+test-python: build-dev stubtest browser ## pytest: bindings, properties, connectors, sandbox, gateway
 	$(BIN)/python -m pytest -q
 
 stubtest: build-dev ## check python/paymux/_core.pyi against the compiled module
