@@ -98,12 +98,15 @@ async def test_sigkill_mid_burst_loses_no_answered_payment(tmp_path):
                 assert stored["status"] == body["status"] == "succeeded"
             conn = sqlite3.connect(tmp_path / "paymux.db")
             limbo = conn.execute("SELECT COUNT(*) FROM attempts WHERE status = 'started'").fetchone()[0]
+            processing = conn.execute(
+                "SELECT COUNT(*) FROM payments WHERE status = 'processing'").fetchone()[0]
             stuck = conn.execute(
                 "SELECT COUNT(*) FROM idempotency WHERE status = 'in_progress'").fetchone()[0]
             paid = {r[0] for r in conn.execute(
                 "SELECT connector_reference FROM payments WHERE status = 'succeeded'")}
             conn.close()
             assert limbo == 0, "attempts left without an outcome after restart"
+            assert processing == 0, "payments left processing with nothing outstanding at a PSP"
             assert stuck == 0, "idempotency keys left in progress after restart"
             # Every retry of the burst with its key: a replay or a fresh payment, never a 2nd charge.
             for i in range(300):
@@ -123,3 +126,23 @@ async def test_sigkill_mid_burst_loses_no_answered_payment(tmp_path):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=10)
         await sandbox_runner.cleanup()
+
+
+async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(gateway):
+    from paymux.gateway.http import SERVICE, STORE
+    from paymux.store.base import PaymentRecord
+
+    store, service = gateway.app[STORE], gateway.app[SERVICE]
+    payment = PaymentRecord(id="pay_0interrupted0", merchant_id="m_alpha", status="processing",
+                            amount=777, currency="EUR", capture_method="automatic",
+                            created_at=1.0, updated_at=1.0)
+    await store.begin_idempotent("m_alpha", "k-interrupted", "h", 1e12, 86400)
+    await store.create_payment(payment, None, [], "k-interrupted")
+    await service.recover()
+    _, stored = await gateway.get(f"/v1/payments/{payment.id}")
+    assert stored["status"] == "failed"
+    assert stored["error"]["code"] == "processing_interrupted"
+    # the key is free again: the client's retry is processed, and charged once
+    status, retried = await gateway.post("/v1/payments", {
+        "amount": 777, "currency": "EUR", "payment_method": card()}, idem="k-interrupted")
+    assert status == 200 and retried["status"] == "succeeded" and retried["id"] != payment.id

@@ -624,23 +624,49 @@ class PaymentService:
                 }
             await self._finish(payment, attempt, "payment.recovered")
             resolved += 1
+        await self._fail_interrupted_payments()
         await self._complete_stale_idempotency()
         return resolved
 
+    async def _fail_interrupted_payments(self) -> None:
+        """Payments left processing with nothing outstanding at any PSP: the gateway stopped
+        before an attempt went out (or between a decline and the next cascade)."""
+        for payment in await self.store.payments_in_status(PaymentStatus.PROCESSING):
+            attempts = await self.store.list_attempts(payment.id)
+            if any(
+                a.status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION, "started")
+                or (a.status == AttemptStatus.FAILED and a.ambiguous)
+                for a in attempts
+            ):
+                continue  # the PSP may still act on it: leave it for sync and webhooks
+            before = payment.status
+            payment.status = PaymentStatus.FAILED
+            payment.error = {
+                "type": "api_error", "code": "processing_interrupted", "decline_class": None,
+                "message": "The gateway stopped before this payment was completed; no PSP holds "
+                           "funds for it. Retry with the same Idempotency-Key.",
+                "raw_code": None,
+            }
+            payment.updated_at = time.time()
+            await self.store.transition_payment(
+                payment, (before,),
+                [_event(payment, "payment.interrupted", payment.updated_at, from_status=before,
+                        to_status=payment.status)],
+            )
+
     async def _complete_stale_idempotency(self) -> None:
-        stale = getattr(self.store, "stale_idempotency_records", None)
-        if stale is None:
-            return
-        for record in await stale():
-            if record.payment_id is None:
-                await self.store.release_idempotent(record.merchant_id, record.key)
-                continue
-            payment = await self.store.get_payment(record.merchant_id, record.payment_id)
-            if payment is None:
+        """Keys whose first request never got its answer out: replay the payment's state if it
+        reached a PSP, otherwise forget the key so the client's retry is processed afresh."""
+        from paymux.gateway.http import encode_body
+
+        for record in await self.store.stale_idempotency_records():
+            payment = None
+            if record.payment_id is not None:
+                payment = await self.store.get_payment(record.merchant_id, record.payment_id)
+            if payment is None or (payment.error or {}).get("code") == "processing_interrupted":
+                await self.store.forget_idempotent(record.merchant_id, record.key)
                 continue
             status, view = await self._payment_response(payment)
-            from paymux.gateway.http import encode_body
-
             await self.store.complete_idempotent(
                 record.merchant_id, record.key, status, encode_body(view)
             )

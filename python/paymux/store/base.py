@@ -220,6 +220,14 @@ class Store(abc.ABC):
     async def release_idempotent(self, merchant_id: str, key: str) -> None:
         """Forget an in-progress key whose request did nothing (so the client may retry)."""
 
+    @abc.abstractmethod
+    async def forget_idempotent(self, merchant_id: str, key: str) -> None:
+        """Drop a key's record whatever its state (its first request never got an answer out)."""
+
+    @abc.abstractmethod
+    async def stale_idempotency_records(self) -> list[IdempotencyRecord]:
+        """In-progress keys left by a process that died (crash recovery)."""
+
     # payments and attempts
     @abc.abstractmethod
     async def create_payment(
@@ -264,6 +272,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_events(self, payment_id: str) -> list[EventRecord]: ...
+
+    @abc.abstractmethod
+    async def payments_in_status(self, status: str) -> list[PaymentRecord]: ...
 
     @abc.abstractmethod
     async def unfinished_attempts(self) -> list[AttemptRecord]:

@@ -309,8 +309,14 @@ class SqliteStore(Store):
 
         await self._write(op)
 
+    async def forget_idempotent(self, merchant_id: str, key: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM idempotency WHERE merchant_id = ? AND key = ?",
+                         (merchant_id, key))
+
+        await self._write(op)
+
     async def stale_idempotency_records(self) -> list[IdempotencyRecord]:
-        """In-progress keys left by a process that died (crash recovery)."""
         return self._many(
             IdempotencyRecord, "SELECT * FROM idempotency WHERE status = 'in_progress'", ()
         )
@@ -412,6 +418,9 @@ class SqliteStore(Store):
         return self._many(
             EventRecord, "SELECT * FROM events WHERE payment_id = ? ORDER BY id", (payment_id,)
         )
+
+    async def payments_in_status(self, status: str) -> list[PaymentRecord]:
+        return self._many(PaymentRecord, "SELECT * FROM payments WHERE status = ?", (status,))
 
     async def unfinished_attempts(self) -> list[AttemptRecord]:
         return self._many(
