@@ -1,6 +1,6 @@
 """Requests per second of the sandbox on one core with zero latency. Prints figures, asserts nothing.
 
-Run: .venv/bin/python tests/sandbox/bench_throughput.py [seconds] [concurrency]
+Run: .venv/bin/python benchmarks/bench_sandbox.py [seconds] [concurrency]
 The sandbox runs on uvloop in this process's main thread; a separate process drives load with
 aiohttp keep-alive connections so the client does not share the server's core.
 """
