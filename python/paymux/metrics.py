@@ -14,6 +14,7 @@ observation, and the breaker states are read when scraped, not pushed.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -27,6 +28,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from paymux.logs import log
 
 # The `_created` series double the exposition and nothing here reads them.
 disable_created_metrics()
@@ -167,8 +170,8 @@ def breaker_states(router: Any) -> list[tuple[str, str]]:
         try:
             found = states()
             return sorted((str(k), str(v)) for k, v in dict(found).items())
-        except Exception:  # noqa: BLE001 - a scrape must never fail on the router's account
-            pass
+        except Exception as exc:  # noqa: BLE001 - a scrape must never fail on the router's account
+            log("breaker_states_unavailable", logging.WARNING, error_type=type(exc).__name__)
     return [(name, "closed") for name in sorted(getattr(router, "connectors", {}) or {})]
 
 

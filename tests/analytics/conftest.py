@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from paymux.store.sqlite import SqliteStore
+
 from tests.gateway.conftest import gateway, pytest_configure  # noqa: F401 - reused fixture
 
 NOW = 1_800_000_000.0

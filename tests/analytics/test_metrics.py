@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from paymux import metrics
 from prometheus_client.parser import text_string_to_metric_families
 
-from paymux import metrics
 from tests.analytics.traffic import ADMIN_KEY, SCENARIO, drive
 from tests.gateway.conftest import card
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from paymux.analytics.queries import AnalyticsQuery, percentiles, run_report
+
 from tests.analytics.conftest import NOW
 
 OK = {"status": "captured"}

@@ -6,10 +6,12 @@ analytics are checked against what actually happened, not against what the sandb
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Any
 
-from paymux.sandbox.scenario import Behaviour, Match, Psp, Scenario, Segment
+from paymux.sandbox.scenario import Match, Psp, Scenario, Segment
+
 from tests.gateway.conftest import card
 
 ADMIN_KEY = "adm_test_analytics"
@@ -80,7 +82,7 @@ def expected(payments: list[dict[str, Any]]) -> dict[str, Any]:
             first["volume"][pay["currency"]] += pay["amount"]
         if ok and len(attempts) > 1:
             recovered += 1
-        for a, b in zip(attempts, attempts[1:], strict=False):
+        for a, b in itertools.pairwise(attempts):
             paths[f"{a['connector']}->{b['connector']}"] += 1
         for a in attempts:
             per[a["connector"]]["attempts"] += 1

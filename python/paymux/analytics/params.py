@@ -38,7 +38,7 @@ def parse_time(text: str, param: str, now: float) -> float:
         if ago is not None:
             return now - ago
         try:
-            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed = dt.datetime.fromisoformat(text)
         except ValueError:
             raise invalid("parameter_invalid", f"{param} must be a unix timestamp, an ISO 8601 "
                           "time or a duration such as 1h", param) from None
