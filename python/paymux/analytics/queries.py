@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -36,13 +36,26 @@ APPROVED_PAYMENT = ("requires_capture", "succeeded", "canceled")
 PENDING_PAYMENT = ("processing", "requires_action")
 
 
+def _has_index(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+    ).fetchone() is not None
+
+
 def _attempts(conn: sqlite3.Connection) -> str:
     """Every report scans the time range through the covering index of migration 2 (a store not
     migrated yet, e.g. read by `paymux report` before the gateway restarted, still works)."""
-    found = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'attempts_analytics'"
-    ).fetchone()
-    return "attempts a INDEXED BY attempts_analytics" if found else "attempts a"
+    if _has_index(conn, "attempts_analytics"):
+        return "attempts a INDEXED BY attempts_analytics"
+    return "attempts a"
+
+
+def _payments(conn: sqlite3.Connection) -> str:
+    """The first attempt's payment, by one seek into a covering index (SQLite would otherwise
+    pick the primary key's index and then read the wide row)."""
+    if _has_index(conn, "payments_outcome"):
+        return "payments p INDEXED BY payments_outcome"
+    return "payments p"
 
 
 _APPROVED_SQL = "('authorized', 'captured', 'voided', 'refunded')"
@@ -77,7 +90,10 @@ def _where(q: AnalyticsQuery, alias: str = "a") -> tuple[str, list[Any]]:
         if not values:
             continue
         column = DIMENSIONS[name]
-        clauses.append(f"{alias}.{column} IN ({', '.join('?' * len(values))})")
+        if len(values) == 1:
+            clauses.append(f"{alias}.{column} = ?")
+        else:
+            clauses.append(f"{alias}.{column} IN ({', '.join('?' * len(values))})")
         params.extend(values)
     return " AND ".join(clauses), params
 
@@ -91,8 +107,41 @@ def _select_dims(q: AnalyticsQuery, alias: str = "a") -> str:
 
 
 def _group_clause(q: AnalyticsQuery, *extra: str) -> str:
-    cols = [f"g{i}" for i in range(len(q.group_by))] + list(extra)
-    return f"GROUP BY {', '.join(cols)}" if cols else ""
+    # A dimension filtered to one value is constant: grouping on it would only add a sort.
+    cols = [f"g{i}" for i, d in enumerate(q.group_by) if len(q.filters.get(d, ())) != 1]
+    cols += extra
+    return f"GROUP BY {', '.join(cols)}" if cols else "HAVING count(*) > 0"
+
+
+def _connectors(conn: sqlite3.Connection, q: AnalyticsQuery) -> list[str]:
+    """The connectors to scan: the filter's, else every connector that has attempts (a skip-scan
+    of the index, a few seeks whatever the table size)."""
+    if q.filters.get("connector"):
+        return list(q.filters["connector"])
+    return [name for (name,) in conn.execute(
+        "WITH RECURSIVE c(name) AS ("
+        " SELECT (SELECT min(connector) FROM attempts)"
+        " UNION ALL"
+        " SELECT (SELECT min(connector) FROM attempts WHERE connector > c.name)"
+        " FROM c WHERE c.name IS NOT NULL)"
+        " SELECT name FROM c WHERE name IS NOT NULL")]
+
+
+Build = Callable[[AnalyticsQuery], tuple[str, list[Any]]]
+
+
+def _rows(conn: sqlite3.Connection, q: AnalyticsQuery, build: Build) -> Iterator[tuple[Any, ...]]:
+    """Run one grouped scan per connector and chain the rows.
+
+    The covering index leads with the connector, so each scan is one contiguous range of it, and
+    SQLite's GROUP BY (a sort: it has no hash aggregate) only sorts one connector's rows, or none at
+    all when connector is the only dimension. Rows of different connectors never share a group,
+    so the callers fold them exactly as they would fold one query's rows.
+    """
+    for connector in _connectors(conn, q):
+        part = msgspec.structs.replace(q, filters={**q.filters, "connector": (connector,)})
+        sql, params = build(part)
+        yield from conn.execute(sql, params)
 
 
 def _key(q: AnalyticsQuery, row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -127,22 +176,28 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     A payment belongs to the group of its first attempt (the routing choice): its final outcome
     counts there even when a cascade recovered it elsewhere.
     """
-    where, params = _where(q)
-    payments_sql = f"""
-        SELECT {_select_dims(q)}a.currency,
-               count(*),
-               sum(a.status IN {_APPROVED_SQL}),
-               sum(p.status IN {_APPROVED_PAYMENT_SQL}),
-               sum(p.status IN {_PENDING_PAYMENT_SQL}),
-               sum(CASE WHEN p.status IN {_APPROVED_PAYMENT_SQL} THEN p.amount ELSE 0 END)
-        FROM {_attempts(conn)} JOIN payments p ON p.id = a.payment_id
-        WHERE {where} AND a.seq = 1
-        {_group_clause(q, "a.currency")}"""
-    attempts_sql = f"""
-        SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
-               sum(a.status = 'declined'), sum(a.status = 'failed')
-        FROM {_attempts(conn)} WHERE {where}
-        {_group_clause(q)}"""
+
+    def payments_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        where, params = _where(q)
+        return f"""
+            SELECT {_select_dims(q)}a.currency,
+                   count(*),
+                   sum(a.status IN {_APPROVED_SQL}),
+                   sum(p.status IN {_APPROVED_PAYMENT_SQL}),
+                   sum(p.status IN {_PENDING_PAYMENT_SQL}),
+                   sum(CASE WHEN p.status IN {_APPROVED_PAYMENT_SQL} THEN p.amount ELSE 0 END)
+            FROM {_attempts(conn)} JOIN {_payments(conn)} ON p.id = a.payment_id
+            WHERE {where} AND a.seq = 1
+            {_group_clause(q, "a.currency")}""", params
+
+    def attempts_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        where, params = _where(q)
+        return f"""
+            SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
+                   sum(a.status = 'declined'), sum(a.status = 'failed')
+            FROM {_attempts(conn)} WHERE {where}
+            {_group_clause(q)}""", params
+
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def group(key: tuple[Any, ...]) -> dict[str, Any]:
@@ -153,7 +208,7 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         return groups[key]
 
     n = len(q.group_by)
-    for row in conn.execute(payments_sql, params):
+    for row in _rows(conn, q, payments_sql):
         g = group(_key(q, row))
         currency, payments, first_ok, final_ok, pending, volume = row[n:]
         g["payments"] += payments
@@ -161,7 +216,7 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         g["approved"] += final_ok or 0
         g["pending"] += pending or 0
         _add_money(g["volume"], currency, volume)
-    for row in conn.execute(attempts_sql, params):
+    for row in _rows(conn, q, attempts_sql):
         g = group(_key(q, row))
         total, ok, declined, failed = row[n:]
         g["attempts"] += total
@@ -204,18 +259,21 @@ def _sum_groups(groups: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def declines(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     """Decline reasons (normalized code and class, with the raw codes behind them), top N."""
-    where, params = _where(q)
-    sql = f"""
-        SELECT {_select_dims(q)}a.status IN ('declined', 'failed') AS declined,
-               a.normalized_code, a.decline_class, a.connector, a.raw_code, count(*)
-        FROM {_attempts(conn)} WHERE {where}
-        {_group_clause(q, "declined", "a.normalized_code", "a.decline_class", "a.connector",
-                       "a.raw_code")}"""
+
+    def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        where, params = _where(q)
+        return f"""
+            SELECT {_select_dims(q)}a.status IN ('declined', 'failed') AS declined,
+                   a.normalized_code, a.decline_class, a.connector, a.raw_code, count(*)
+            FROM {_attempts(conn)} WHERE {where}
+            {_group_clause(q, "declined", "a.normalized_code", "a.decline_class",
+                           "a.raw_code")}""", params
+
     n = len(q.group_by)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     overall: dict[tuple[str, str], dict[str, Any]] = {}
     classes: dict[str, int] = {}
-    for row in conn.execute(sql, params):
+    for row in _rows(conn, q, sql):
         key = _key(q, row)
         is_decline, code, klass, connector, raw, count = row[n:]
         g = groups.setdefault(key, {"attempts": 0, "declines": 0, "reasons": {}, "classes": {}})
@@ -274,32 +332,51 @@ def declines(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 
 def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     """Payments a cascade recovered, attempts per payment, and how often each path A->B ran."""
-    where, params = _where(q)
-    groups_sql = "".join(f"s.g{i}, " for i in range(len(q.group_by)))
-    per_payment = f"""
-        SELECT {groups_sql}count(*),
-               sum(s.n > 1), sum(s.n > 1 AND p.status IN {_APPROVED_PAYMENT_SQL}), sum(s.n)
-        FROM (SELECT {_select_dims(q)}a.payment_id,
-                     (SELECT max(b.seq) FROM attempts b WHERE b.payment_id = a.payment_id) AS n
-              FROM {_attempts(conn)} WHERE {where} AND a.seq = 1) s
-        JOIN payments p ON p.id = s.payment_id
-        {_group_clause(q)}"""
-    paths_sql = f"""
-        SELECT a.connector, b.connector, count(*), sum(b.status IN {_APPROVED_SQL})
-        FROM {_attempts(conn)} JOIN attempts b ON b.payment_id = a.payment_id AND b.seq = a.seq + 1
-        WHERE {where} AND a.status IN ('declined', 'failed')
-        GROUP BY a.connector, b.connector"""
+
+    def per_payment(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        # `LIMIT -1` (no limit) keeps SQLite from flattening the subquery into the join, which
+        # would evaluate the correlated max(seq) once per use instead of once per payment.
+        where, params = _where(q)
+        groups_sql = "".join(f"s.g{i}, " for i in range(len(q.group_by)))
+        return f"""
+            SELECT {groups_sql}count(*),
+                   sum(s.n > 1), sum(s.n > 1 AND p.status IN {_APPROVED_PAYMENT_SQL}), sum(s.n)
+            FROM (SELECT {_select_dims(q)}a.payment_id,
+                         (SELECT max(b.seq) FROM attempts b WHERE b.payment_id = a.payment_id)
+                         AS n
+                  FROM {_attempts(conn)} WHERE {where} AND a.seq = 1
+                  LIMIT -1) s
+            JOIN {_payments(conn)} ON p.id = s.payment_id
+            {_group_clause(q)}""", params
+
+    def paths_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        where, params = _where(q)
+        return f"""
+            SELECT a.connector, b.connector, count(*), sum(b.status IN {_APPROVED_SQL})
+            FROM {_attempts(conn)} JOIN attempts b
+                 ON b.payment_id = a.payment_id AND b.seq = a.seq + 1
+            WHERE {where} AND a.status IN ('declined', 'failed')
+            GROUP BY b.connector""", params
+
     n = len(q.group_by)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in conn.execute(per_payment, params):
+    for row in _rows(conn, q, per_payment):
         payments, cascaded, recovered, attempts = row[n:]
-        groups[_key(q, row)] = {"payments": payments, "cascaded": cascaded or 0,
-                                "recovered": recovered or 0, "attempts": attempts or 0}
-    paths = []
-    for source, target, triggered, approved in conn.execute(paths_sql, params):
-        paths.append({"path": f"{source}->{target}", "from": source, "to": target,
-                      "triggered": triggered, "approved": approved or 0,
-                      "approval_rate": _rate(approved or 0, triggered)})
+        g = groups.setdefault(_key(q, row), {"payments": 0, "cascaded": 0, "recovered": 0,
+                                             "attempts": 0})
+        g["payments"] += payments
+        g["cascaded"] += cascaded or 0
+        g["recovered"] += recovered or 0
+        g["attempts"] += attempts or 0
+    found: dict[tuple[str, str], list[int]] = {}
+    for source, target, triggered, approved in _rows(conn, q, paths_sql):
+        counts = found.setdefault((source, target), [0, 0])
+        counts[0] += triggered
+        counts[1] += approved or 0
+    paths = [{"path": f"{source}->{target}", "from": source, "to": target,
+              "triggered": triggered, "approved": approved,
+              "approval_rate": _rate(approved, triggered)}
+             for (source, target), (triggered, approved) in found.items()]
     paths.sort(key=lambda p: (-p["triggered"], p["path"]))
 
     def finish(g: dict[str, Any]) -> dict[str, Any]:
@@ -340,19 +417,23 @@ def percentiles(histogram: list[tuple[float, int]], points: Iterable[float]) -> 
 
 def _latency_groups(conn: sqlite3.Connection, q: AnalyticsQuery
                     ) -> dict[tuple[Any, ...], dict[str, Any]]:
-    where, params = _where(q)
-    sql = f"""
-        SELECT {_select_dims(q)}{_LATENCY_BUCKET} AS bucket, count(*), sum(a.latency_ms)
-        FROM {_attempts(conn)} WHERE {where} AND a.latency_ms IS NOT NULL
-        {_group_clause(q, "bucket")} ORDER BY {", ".join([*(f"g{i}" for i in range(len(q.group_by))), "bucket"])}"""
+    def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        where, params = _where(q)
+        return f"""
+            SELECT {_select_dims(q)}{_LATENCY_BUCKET} AS bucket, count(*), sum(a.latency_ms)
+            FROM {_attempts(conn)} WHERE {where} AND a.latency_ms IS NOT NULL
+            {_group_clause(q, "bucket")}""", params
+
     n = len(q.group_by)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in conn.execute(sql, params):
+    for row in _rows(conn, q, sql):
         bucket, count, total = row[n:]
-        g = groups.setdefault(_key(q, row), {"histogram": [], "count": 0, "sum": 0.0})
-        g["histogram"].append((bucket, count))
+        g = groups.setdefault(_key(q, row), {"buckets": {}, "count": 0, "sum": 0.0})
+        g["buckets"][bucket] = g["buckets"].get(bucket, 0) + count
         g["count"] += count
         g["sum"] += total
+    for g in groups.values():
+        g["histogram"] = sorted(g.pop("buckets").items())
     return groups
 
 
@@ -389,34 +470,36 @@ def latency(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 
 def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     """PSP fees per group and currency, and the cost per approved payment (all attempts' fees)."""
-    where, params = _where(q)
-    sql = f"""
-        SELECT {_select_dims(q)}a.currency, count(*), count(a.fee), sum(a.fee),
-               sum(a.status IN {_APPROVED_SQL})
-        FROM {_attempts(conn)} WHERE {where}
-        {_group_clause(q, "a.currency")}"""
+
+    def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        where, params = _where(q)
+        return f"""
+            SELECT {_select_dims(q)}a.currency, count(*), count(a.fee), sum(a.fee),
+                   sum(a.status IN {_APPROVED_SQL})
+            FROM {_attempts(conn)} WHERE {where}
+            {_group_clause(q, "a.currency")}""", params
+
     n = len(q.group_by)
-    rows = []
+    found: dict[tuple[Any, ...], dict[str, int]] = {}
     totals: dict[str, dict[str, int]] = {}
-    for row in conn.execute(sql, params):
+    for row in _rows(conn, q, sql):
         currency, attempts, priced, fee, approved = row[n:]
-        fee = int(fee or 0)
-        approved = approved or 0
-        rows.append({"key": _key_dict(q, _key(q, row)), "currency": currency,
-                     "attempts": attempts, "attempts_priced": priced, "fees": fee,
-                     "approved": approved,
-                     "cost_per_approved": round(fee / approved, 2) if approved else None})
-        t = totals.setdefault(currency, {"attempts": 0, "attempts_priced": 0, "fees": 0,
-                                         "approved": 0})
-        t["attempts"] += attempts
-        t["attempts_priced"] += priced
-        t["fees"] += fee
-        t["approved"] += approved
+        for t in (found.setdefault((*_key(q, row), currency), {}),
+                  totals.setdefault(currency, {})):
+            t["attempts"] = t.get("attempts", 0) + attempts
+            t["attempts_priced"] = t.get("attempts_priced", 0) + priced
+            t["fees"] = t.get("fees", 0) + int(fee or 0)
+            t["approved"] = t.get("approved", 0) + (approved or 0)
+
+    def cost(t: dict[str, int]) -> float | None:
+        return round(t["fees"] / t["approved"], 2) if t["approved"] else None
+
+    rows = [{"key": _key_dict(q, k[:-1]), "currency": k[-1], **t, "cost_per_approved": cost(t)}
+            for k, t in found.items()]
     rows.sort(key=lambda r: (r["currency"], -r["fees"], -r["attempts"], str(r["key"])))
     return {
         "groups": rows[: q.limit],
-        "totals": {cur: {**t, "cost_per_approved": round(t["fees"] / t["approved"], 2)
-                         if t["approved"] else None} for cur, t in sorted(totals.items())},
+        "totals": {cur: {**t, "cost_per_approved": cost(t)} for cur, t in sorted(totals.items())},
     }
 
 
@@ -425,28 +508,41 @@ def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 
 def timeseries(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     """Attempts, approvals, declines, failures and mean latency per time bucket and group."""
-    where, params = _where(q)
     res = int(q.resolution)
-    sql = f"""
-        SELECT {_select_dims(q)}CAST(a.created_at / {res} AS INTEGER) * {res} AS t, count(*),
-               sum(a.status IN {_APPROVED_SQL}), sum(a.status = 'declined'),
-               sum(a.status = 'failed'), avg(a.latency_ms)
-        FROM {_attempts(conn)} WHERE {where}
-        {_group_clause(q, "t")} ORDER BY t"""
+
+    def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        where, params = _where(q)
+        return f"""
+            SELECT {_select_dims(q)}CAST(a.created_at / {res} AS INTEGER) * {res} AS t, count(*),
+                   sum(a.status IN {_APPROVED_SQL}), sum(a.status = 'declined'),
+                   sum(a.status = 'failed'), count(a.latency_ms), sum(a.latency_ms)
+            FROM {_attempts(conn)} WHERE {where}
+            {_group_clause(q, "t")}""", params
+
     n = len(q.group_by)
-    series: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in conn.execute(sql, params):
-        t, attempts, ok, declined, failed, mean_latency = row[n:]
-        s = series.setdefault(_key(q, row), {"attempts": 0, "points": []})
-        s["attempts"] += attempts
-        s["points"].append({
-            "t": t, "attempts": attempts, "approved": ok or 0, "declined": declined or 0,
-            "failed": failed or 0, "approval_rate": _rate(ok or 0, attempts),
-            "latency_ms_mean": round(mean_latency, 3) if mean_latency is not None else None,
-        })
+    series: dict[tuple[Any, ...], dict[int, list[float]]] = {}
+    for row in _rows(conn, q, sql):
+        t, *counts = row[n:]
+        point = series.setdefault(_key(q, row), {}).setdefault(t, [0, 0, 0, 0, 0, 0.0])
+        for i, value in enumerate(counts):
+            point[i] += value or 0
+
+    def points(by_t: dict[int, list[float]]) -> list[dict[str, Any]]:
+        out = []
+        for t, (attempts, ok, declined, failed, timed, latency_sum) in sorted(by_t.items()):
+            out.append({
+                "t": t, "attempts": attempts, "approved": ok, "declined": declined,
+                "failed": failed, "approval_rate": _rate(int(ok), int(attempts)),
+                "latency_ms_mean": round(latency_sum / timed, 3) if timed else None,
+            })
+        return out
+
+    grouped = {k: {"attempts": sum(p[0] for p in by_t.values()), "by_t": by_t}
+               for k, by_t in series.items()}
     return {
         "resolution": res,
-        "series": [{"key": _key_dict(q, k), **s} for k, s in _largest(series, "attempts", q.limit)],
+        "series": [{"key": _key_dict(q, k), "attempts": s["attempts"], "points": points(s["by_t"])}
+                   for k, s in _largest(grouped, "attempts", q.limit)],
     }
 
 
@@ -455,23 +551,29 @@ def timeseries(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 
 def health(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     """Per group over the range: approval rate, technical error rate, latency percentiles."""
-    where, params = _where(q)
-    sql = f"""
-        SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
-               sum(a.status = 'declined'), sum(a.status = 'failed' OR a.decline_class = 'technical')
-        FROM {_attempts(conn)} WHERE {where} AND a.status != 'started'
-        {_group_clause(q)}"""
+
+    def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        where, params = _where(q)
+        return f"""
+            SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
+                   sum(a.status = 'declined'),
+                   sum(a.status = 'failed' OR a.decline_class = 'technical')
+            FROM {_attempts(conn)} WHERE {where} AND a.status != 'started'
+            {_group_clause(q)}""", params
+
     n = len(q.group_by)
     lat = _latency_groups(conn, q)
+    counts: dict[tuple[Any, ...], list[int]] = {}
+    for row in _rows(conn, q, sql):
+        c = counts.setdefault(_key(q, row), [0, 0, 0, 0])
+        for i, value in enumerate(row[n:]):
+            c[i] += value or 0
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in conn.execute(sql, params):
-        attempts, ok, declined, errors = row[n:]
-        key = _key(q, row)
+    for key, (attempts, ok, declined, errors) in counts.items():
         summary = _latency_summary(lat.get(key, {"histogram": [], "count": 0, "sum": 0.0}))
         groups[key] = {
-            "attempts": attempts, "approved": ok or 0, "declined": declined or 0,
-            "errors": errors or 0, "approval_rate": _rate(ok or 0, attempts),
-            "error_rate": _rate(errors or 0, attempts),
+            "attempts": attempts, "approved": ok, "declined": declined, "errors": errors,
+            "approval_rate": _rate(ok, attempts), "error_rate": _rate(errors, attempts),
             "p50_ms": summary["p50_ms"], "p95_ms": summary["p95_ms"],
         }
     return {"groups": [{"key": _key_dict(q, k), **g}
