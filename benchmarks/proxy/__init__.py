@@ -1,0 +1,1 @@
+"""Helpers for the gateway and proxy benchmarks and the load tests: processes, ports, load."""
