@@ -83,9 +83,13 @@ def machine() -> dict[str, Any]:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "python": platform.python_version(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 # -- the targets --------------------------------------------------------------------------------
@@ -114,20 +118,37 @@ class Target:
                                 .replace("{workdir}", str(self.workdir))
                                 .replace("{upstream_port}", str(sandbox_port))
                                 .replace("{port}", str(port)))  # fmt: skip
-                self.procs["nginx"] = spawn("nginx", ["nginx", "-c", str(conf), "-p",
-                                                      str(self.workdir)], self.workdir, cpu_front)
+                self.procs["nginx"] = spawn(
+                    "nginx",
+                    ["nginx", "-c", str(conf), "-p", str(self.workdir)],
+                    self.workdir,
+                    cpu_front,
+                )
                 self.stack.extra.append(self.procs["nginx"])
-                wait_http(f"http://127.0.0.1:{port}/_sandbox/ledger",
-                          proc=self.procs["nginx"].popen)
+                wait_http(
+                    f"http://127.0.0.1:{port}/_sandbox/ledger", proc=self.procs["nginx"].popen
+                )
                 self.url = f"http://127.0.0.1:{port}/stripe/v1/payment_intents"
             elif name == "bare_aiohttp":
                 port = free_port()
                 self.procs["bare_aiohttp"] = spawn(
-                    "bare_proxy", [PYTHON, str(BARE_PROXY), "--port", str(port), "--upstream",
-                                   self.stack.sandbox_url], self.workdir, cpu_front)
+                    "bare_proxy",
+                    [
+                        PYTHON,
+                        str(BARE_PROXY),
+                        "--port",
+                        str(port),
+                        "--upstream",
+                        self.stack.sandbox_url,
+                    ],
+                    self.workdir,
+                    cpu_front,
+                )
                 self.stack.extra.append(self.procs["bare_aiohttp"])
-                wait_http(f"http://127.0.0.1:{port}/_sandbox/ledger",
-                          proc=self.procs["bare_aiohttp"].popen)
+                wait_http(
+                    f"http://127.0.0.1:{port}/_sandbox/ledger",
+                    proc=self.procs["bare_aiohttp"].popen,
+                )
                 self.url = f"http://127.0.0.1:{port}/stripe/v1/payment_intents"
             else:
                 gateway, port = start_gateway(self.workdir, sandbox_port, cpu_front, workers)
@@ -156,14 +177,16 @@ class Target:
             form = form.replace("KEYTOKEN", "{key}")
             form = re.sub(r"(^|&)amount=\d+", r"\1amount={amount}", form)
             template.write_text(form)
-            headers = [f"Authorization: Bearer {SANDBOX_STRIPE_KEY}", "Accept: application/json",
-                       "Content-Type: application/x-www-form-urlencoded"]
+            headers = [
+                f"Authorization: Bearer {SANDBOX_STRIPE_KEY}",
+                "Accept: application/json",
+                "Content-Type: application/x-www-form-urlencoded",
+            ]
         return ["--", run, str(template), *headers]
 
     def make_request(self):
         if self.is_paymux:
-            return payment_request(self.url.removesuffix("/v1/payments"), demo_key(),
-                                   new_run_id())
+            return payment_request(self.url.removesuffix("/v1/payments"), demo_key(), new_run_id())
         base = self.url.removesuffix("/stripe/v1/payment_intents")
         return stripe_request(base, SANDBOX_STRIPE_KEY, new_run_id())
 
@@ -178,9 +201,20 @@ class Target:
 
 
 def wrk(target: Target, connections: int, duration: int, pin: bool) -> dict[str, Any]:
-    cmd = pinned(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-                  "-s", str(LUA), target.url, *target.wrk_args(new_run_id())],
-                 "1" if pin else None)
+    cmd = pinned(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(LUA),
+            target.url,
+            *target.wrk_args(new_run_id()),
+        ],
+        "1" if pin else None,
+    )
     before = target.cpu()
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
     after = target.cpu()
@@ -198,9 +232,10 @@ def wrk(target: Target, connections: int, duration: int, pin: bool) -> dict[str,
         "socket_errors": {k: v for k, v in data["errors"].items() if k != "status" and v},
         "p50_ms": data["latency_us"]["p50"] / 1000,
         "p99_ms": data["latency_us"]["p99"] / 1000,
-        "cpu_us_per_request": {name: round((after[name] - before[name]) * 1e6
-                                           / max(data["requests"], 1))
-                               for name in before},
+        "cpu_us_per_request": {
+            name: round((after[name] - before[name]) * 1e6 / max(data["requests"], 1))
+            for name in before
+        },
         "command": " ".join(shlex.quote(c) for c in cmd),
     }
 
@@ -208,8 +243,21 @@ def wrk(target: Target, connections: int, duration: int, pin: bool) -> dict[str,
 def fixed_rate(target: Target, rate: float, duration: int) -> dict[str, Any]:
     res = uvloop.run(open_loop(target.name, target.make_request(), rate, duration))
     s = res.summary()
-    return {k: s[k] for k in ("rps", "sent", "ok", "p50_ms", "p90_ms", "p99_ms", "mean_ms",
-                              "statuses", "errors", "lag_p99_ms")}
+    return {
+        k: s[k]
+        for k in (
+            "rps",
+            "sent",
+            "ok",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "mean_ms",
+            "statuses",
+            "errors",
+            "lag_p99_ms",
+        )
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -235,10 +283,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for c in conns:
                     r = wrk(target, c, args.duration, args.pin)
                     sat[name].append(r)
-                    print(f"saturation {name:<13} -c{c:<3} {r['rps']:8.0f} req/s  "
-                          f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
-                          f"non-2xx {r['non_2xx']}  CPU/req {r['cpu_us_per_request']}",
-                          flush=True)
+                    print(
+                        f"saturation {name:<13} -c{c:<3} {r['rps']:8.0f} req/s  "
+                        f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+                        f"non-2xx {r['non_2xx']}  CPU/req {r['cpu_us_per_request']}",
+                        flush=True,
+                    )
             finally:
                 target.stop()
         paymux_sat = max(float(r["rps"]) for r in sat["paymux"])
@@ -250,9 +300,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 uvloop.run(open_loop("warmup", target.make_request(), min(rate, 200), 1))
                 r = fixed_rate(target, rate, args.duration)
                 report["fixed_rate"][name] = r
-                print(f"fixed rate {name:<13} {rate} req/s: p50 {r['p50_ms']:.3f} ms  "
-                      f"p99 {r['p99_ms']:.3f} ms  ok {r['ok']}/{r['sent']}  "
-                      f"generator lag p99 {r['lag_p99_ms']} ms", flush=True)
+                print(
+                    f"fixed rate {name:<13} {rate} req/s: p50 {r['p50_ms']:.3f} ms  "
+                    f"p99 {r['p99_ms']:.3f} ms  ok {r['ok']}/{r['sent']}  "
+                    f"generator lag p99 {r['lag_p99_ms']} ms",
+                    flush=True,
+                )
             finally:
                 target.stop()
         workers: dict[str, Any] = {}
@@ -262,8 +315,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 wrk(target, conns[-1], 2, False)
                 r = wrk(target, conns[-1], args.duration, False)
                 workers[str(n)] = r
-                print(f"workers={n} (unpinned) -c{conns[-1]} {r['rps']:8.0f} req/s  "
-                      f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms", flush=True)
+                print(
+                    f"workers={n} (unpinned) -c{conns[-1]} {r['rps']:8.0f} req/s  "
+                    f"p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms",
+                    flush=True,
+                )
             finally:
                 target.stop()
         report["workers"] = workers
@@ -274,17 +330,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "paymux_vs_bare_aiohttp_throughput": round(best["paymux"] / best["bare_aiohttp"], 3),
         "paymux_vs_nginx_throughput": round(best["paymux"] / best["nginx"], 3),
         "paymux_vs_direct_throughput": round(best["paymux"] / best["direct"], 3),
-        "added_p50_ms_at_half_saturation": round(fr["paymux"]["p50_ms"]
-                                                 - fr["direct"]["p50_ms"], 3),
-        "added_p99_ms_at_half_saturation": round(fr["paymux"]["p99_ms"]
-                                                 - fr["direct"]["p99_ms"], 3),
-        "workers_2_vs_1_throughput": round(float(workers["2"]["rps"])
-                                           / float(workers["1"]["rps"]), 3),
+        "added_p50_ms_at_half_saturation": round(
+            fr["paymux"]["p50_ms"] - fr["direct"]["p50_ms"], 3
+        ),
+        "added_p99_ms_at_half_saturation": round(
+            fr["paymux"]["p99_ms"] - fr["direct"]["p99_ms"], 3
+        ),
+        "workers_2_vs_1_throughput": round(
+            float(workers["2"]["rps"]) / float(workers["1"]["rps"]), 3
+        ),
     }
     cpu = {name: rows[-1]["cpu_us_per_request"] for name, rows in sat.items()}
     front = {"nginx": "nginx", "bare_aiohttp": "bare_aiohttp", "paymux": "paymux"}
     ratios["paymux_vs_bare_aiohttp_cpu_per_request"] = round(
-        cpu["paymux"]["paymux"] / max(cpu["bare_aiohttp"]["bare_aiohttp"], 1), 2)
+        cpu["paymux"]["paymux"] / max(cpu["bare_aiohttp"]["bare_aiohttp"], 1), 2
+    )
     report["best_rps"] = best
     report["front_cpu_us_per_request"] = {n: cpu[n][p] for n, p in front.items()}
     report["ratios"] = ratios
@@ -294,7 +354,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def targets_met(r: dict[str, Any]) -> dict[str, bool]:
     ratios = r["ratios"]
     return {
-        "paymux >= 40% of bare aiohttp throughput": ratios["paymux_vs_bare_aiohttp_throughput"] >= 0.40,
+        "paymux >= 40% of bare aiohttp throughput": ratios["paymux_vs_bare_aiohttp_throughput"]
+        >= 0.40,
         "added p50 <= 1 ms at half saturation": ratios["added_p50_ms_at_half_saturation"] <= 1.0,
         "added p99 <= 3 ms at half saturation": ratios["added_p99_ms_at_half_saturation"] <= 3.0,
         "2 workers > 1 worker": ratios["workers_2_vs_1_throughput"] > 1.0,
@@ -332,17 +393,29 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
     for name, rows in r["saturation"].items():
         for row in rows:
             cpu = ", ".join(f"{k} {v}" for k, v in row["cpu_us_per_request"].items())
-            lines.append(f"| {name} | {row['connections']} | {row['rps']:.0f} | {row['p50_ms']:.2f} "
-                         f"| {row['p99_ms']:.2f} | {row['non_2xx']} | {cpu} |")
-    lines += ["", f"## Latency at a fixed rate ({r['fixed_rate_rps']} req/s, open loop)", "",
-              "| target | p50 ms | p90 ms | p99 ms | ok/sent | generator lag p99 ms |",
-              "|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {name} | {row['connections']} | {row['rps']:.0f} | {row['p50_ms']:.2f} "
+                f"| {row['p99_ms']:.2f} | {row['non_2xx']} | {cpu} |"
+            )
+    lines += [
+        "",
+        f"## Latency at a fixed rate ({r['fixed_rate_rps']} req/s, open loop)",
+        "",
+        "| target | p50 ms | p90 ms | p99 ms | ok/sent | generator lag p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, row in r["fixed_rate"].items():
-        lines.append(f"| {name} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} "
-                     f"| {row['ok']}/{row['sent']} | {row['lag_p99_ms']} |")
-    lines += ["", "## Workers (paymux, unpinned, wrk -c" +
-              str(r["workers"]["1"]["connections"]) + ")", "",
-              "| workers | req/s | p50 ms | p99 ms |", "|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} "
+            f"| {row['ok']}/{row['sent']} | {row['lag_p99_ms']} |"
+        )
+    lines += [
+        "",
+        "## Workers (paymux, unpinned, wrk -c" + str(r["workers"]["1"]["connections"]) + ")",
+        "",
+        "| workers | req/s | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+    ]
     for n, row in r["workers"].items():
         lines.append(f"| {n} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
     lines += ["", "## Ratios and targets", "", "| figure | value |", "|---|---|"]
@@ -359,8 +432,11 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--connections", default="32,64", help="wrk connection counts")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
-    parser.add_argument("--out", default=str(RESULTS / "proxy"),
-                        help="results path without extension (.md and .json are written)")
+    parser.add_argument(
+        "--out",
+        default=str(RESULTS / "proxy"),
+        help="results path without extension (.md and .json are written)",
+    )
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         args.pin = False

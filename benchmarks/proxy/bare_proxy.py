@@ -29,11 +29,11 @@ def build(upstream: str) -> web.Application:
     async def forward(request: web.Request) -> web.Response:
         body = await request.read()
         headers = {h: v for h in FORWARDED if (v := request.headers.get(h)) is not None}
-        async with session["s"].request(request.method, upstream + request.path_qs, data=body,
-                                         headers=headers) as resp:
+        async with session["s"].request(
+            request.method, upstream + request.path_qs, data=body, headers=headers
+        ) as resp:
             payload = await resp.read()
-            return web.Response(status=resp.status, body=payload,
-                                content_type=resp.content_type)
+            return web.Response(status=resp.status, body=payload, content_type=resp.content_type)
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
@@ -48,8 +48,13 @@ def main() -> None:
     parser.add_argument("--upstream", required=True, help="e.g. http://127.0.0.1:8090")
     args = parser.parse_args()
     uvloop.install()
-    web.run_app(build(args.upstream.rstrip("/")), host=args.host, port=args.port,
-                access_log=None, print=None)
+    web.run_app(
+        build(args.upstream.rstrip("/")),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=None,
+    )
 
 
 if __name__ == "__main__":

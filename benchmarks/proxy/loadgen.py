@@ -42,8 +42,11 @@ def payment_request(gateway_url: str, api_key: str, run: str) -> MakeRequest:
             "payment_method": {"card": {"number": CARD, "exp_month": 12, "exp_year": 2034,
                                         "cvc": "123"}},
         })  # fmt: skip
-        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
-                   "Idempotency-Key": key}
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+        }
         return "POST", url, headers, body
 
     return make
@@ -61,8 +64,11 @@ def stripe_form(i: int, key: str) -> bytes:
             "type": "card",
             "card": {"number": CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
         },
-        "metadata": {"paymux_reference": key, "paymux_payment_id": f"pay_{key}",
-                     "merchant_reference": key},
+        "metadata": {
+            "paymux_reference": key,
+            "paymux_payment_id": f"pay_{key}",
+            "merchant_reference": key,
+        },
     }
     return urlencode(encode_form(params)).encode()
 
@@ -73,8 +79,12 @@ def stripe_request(base_url: str, secret_key: str, run: str) -> MakeRequest:
 
     def make(i: int) -> Request:
         key = f"{run}-{i}"
-        headers = {"Authorization": f"Bearer {secret_key}", "Accept": "application/json",
-                   "Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": key}
+        headers = {
+            "Authorization": f"Bearer {secret_key}",
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Idempotency-Key": key,
+        }
         return "POST", url, headers, stripe_form(i, key)
 
     return make
@@ -137,8 +147,7 @@ def _session(connections: int) -> aiohttp.ClientSession:
     )
 
 
-async def _one(session: aiohttp.ClientSession, req: Request, res: Result,
-               started: float) -> None:
+async def _one(session: aiohttp.ClientSession, req: Request, res: Result, started: float) -> None:
     method, url, headers, body = req
     try:
         async with session.request(method, url, headers=headers, data=body) as resp:
@@ -152,8 +161,9 @@ async def _one(session: aiohttp.ClientSession, req: Request, res: Result,
         res.latencies_ms.append((time.perf_counter() - started) * 1000.0)
 
 
-async def closed_loop(label: str, make: MakeRequest, total: int, concurrency: int,
-                      first_index: int = 0) -> Result:
+async def closed_loop(
+    label: str, make: MakeRequest, total: int, concurrency: int, first_index: int = 0
+) -> Result:
     """`total` requests from `concurrency` workers, each sending its next as soon as one returns."""
     res = Result(label)
     async with _session(concurrency) as session:
@@ -170,8 +180,14 @@ async def closed_loop(label: str, make: MakeRequest, total: int, concurrency: in
     return res
 
 
-async def open_loop(label: str, make: MakeRequest, rate: float, duration_s: float,
-                    max_in_flight: int = 512, first_index: int = 0) -> Result:
+async def open_loop(
+    label: str,
+    make: MakeRequest,
+    rate: float,
+    duration_s: float,
+    max_in_flight: int = 512,
+    first_index: int = 0,
+) -> Result:
     """Requests at a fixed arrival rate for `duration_s`."""
     res = Result(label)
     total = int(rate * duration_s)

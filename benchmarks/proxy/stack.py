@@ -118,13 +118,22 @@ class Proc:
             self.popen.wait()
 
 
-def spawn(name: str, cmd: list[str], workdir: Path, cpus: str | None = None,
-          env: dict[str, str] | None = None) -> Proc:
+def spawn(
+    name: str,
+    cmd: list[str],
+    workdir: Path,
+    cpus: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Proc:
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
         popen = subprocess.Popen(
-            pinned(cmd, cpus), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=workdir, env={**os.environ, **(env or {})},
+            pinned(cmd, cpus),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env={**os.environ, **(env or {})},
         )
     return Proc(name, popen, log_path)
 
@@ -139,8 +148,9 @@ def _default_toml() -> str:
     return files("paymux.gateway").joinpath("default.toml").read_text()
 
 
-def gateway_config_text(workdir: Path, port: int, sandbox_port: int, workers: int = 1,
-                        log_level: str = "info") -> str:
+def gateway_config_text(
+    workdir: Path, port: int, sandbox_port: int, workers: int = 1, log_level: str = "info"
+) -> str:
     """default.toml with this run's ports, files and worker count."""
     text = _default_toml()
     text = text.replace("127.0.0.1:8090/", f"127.0.0.1:{sandbox_port}/")
@@ -172,25 +182,36 @@ class Stack:
         return f"http://127.0.0.1:{self.gateway_port}"
 
     def stop(self) -> None:
-        for proc in [*self.extra, *( [self.gateway] if self.gateway else []), self.sandbox]:
+        for proc in [*self.extra, *([self.gateway] if self.gateway else []), self.sandbox]:
             proc.stop()
 
 
 def start_sandbox(workdir: Path, cpus: str | None = None, seed: int = 1) -> tuple[Proc, int]:
     port = free_port()
-    proc = spawn("sandbox", [PYTHON, "-m", "paymux.cli", "sandbox", "--port", str(port),
-                             "--seed", str(seed)], workdir, cpus)
+    proc = spawn(
+        "sandbox",
+        [PYTHON, "-m", "paymux.cli", "sandbox", "--port", str(port), "--seed", str(seed)],
+        workdir,
+        cpus,
+    )
     wait_http(f"http://127.0.0.1:{port}/_sandbox/ledger", proc=proc.popen)
     return proc, port
 
 
-def start_gateway(workdir: Path, sandbox_port: int, cpus: str | None = None, workers: int = 1,
-                  log_level: str = "info", name: str = "gateway") -> tuple[Proc, int]:
+def start_gateway(
+    workdir: Path,
+    sandbox_port: int,
+    cpus: str | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+    name: str = "gateway",
+) -> tuple[Proc, int]:
     port = free_port()
     config = workdir / f"{name}.toml"
     config.write_text(gateway_config_text(workdir, port, sandbox_port, workers, log_level))
-    proc = spawn(name, [PYTHON, "-m", "paymux.cli", "serve", "--config", str(config)], workdir,
-                 cpus)
+    proc = spawn(
+        name, [PYTHON, "-m", "paymux.cli", "serve", "--config", str(config)], workdir, cpus
+    )
     wait_http(f"http://127.0.0.1:{port}/health", proc=proc.popen)
     if workers > 1:  # every worker binds its own socket: wait until all answer
         deadline = time.monotonic() + 20
@@ -200,9 +221,14 @@ def start_gateway(workdir: Path, sandbox_port: int, cpus: str | None = None, wor
     return proc, port
 
 
-def start_stack(workdir: Path, gateway: bool = True, sandbox_cpus: str | None = None,
-                gateway_cpus: str | None = None, workers: int = 1,
-                log_level: str = "info") -> Stack:
+def start_stack(
+    workdir: Path,
+    gateway: bool = True,
+    sandbox_cpus: str | None = None,
+    gateway_cpus: str | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+) -> Stack:
     sandbox, sandbox_port = start_sandbox(workdir, sandbox_cpus)
     stack = Stack(workdir, sandbox_port, sandbox)
     if gateway:
