@@ -178,17 +178,25 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     """
 
     def payments_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
+        # An approved first attempt means an approved payment: only the others (a minority) look
+        # the payment up, so the scan stays on the covering index.
         where, params = _where(q)
+        groups_sql = "".join(f"s.g{i}, " for i in range(len(q.group_by)))
         return f"""
-            SELECT {_select_dims(q)}a.currency,
+            SELECT {groups_sql}s.currency,
                    count(*),
-                   sum(a.status IN {_APPROVED_SQL}),
-                   sum(p.status IN {_APPROVED_PAYMENT_SQL}),
-                   sum(p.status IN {_PENDING_PAYMENT_SQL}),
-                   sum(CASE WHEN p.status IN {_APPROVED_PAYMENT_SQL} THEN p.amount ELSE 0 END)
-            FROM {_attempts(conn)} JOIN {_payments(conn)} ON p.id = a.payment_id
-            WHERE {where} AND a.seq = 1
-            {_group_clause(q, "a.currency")}""", params
+                   sum(s.first_ok),
+                   sum(s.final IN {_APPROVED_PAYMENT_SQL}),
+                   sum(s.final IN {_PENDING_PAYMENT_SQL}),
+                   sum(CASE WHEN s.final IN {_APPROVED_PAYMENT_SQL} THEN s.amount ELSE 0 END)
+            FROM (SELECT {_select_dims(q)}a.currency AS currency, a.amount AS amount,
+                         a.status IN {_APPROVED_SQL} AS first_ok,
+                         CASE WHEN a.status IN {_APPROVED_SQL} THEN 'succeeded'
+                              ELSE (SELECT p.status FROM {_payments(conn)}
+                                    WHERE p.id = a.payment_id) END AS final
+                  FROM {_attempts(conn)} WHERE {where} AND a.seq = 1
+                  LIMIT -1) s
+            {_group_clause(q, "s.currency")}""", params
 
     def attempts_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
@@ -334,19 +342,22 @@ def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     """Payments a cascade recovered, attempts per payment, and how often each path A->B ran."""
 
     def per_payment(q: AnalyticsQuery) -> tuple[str, list[Any]]:
-        # `LIMIT -1` (no limit) keeps SQLite from flattening the subquery into the join, which
-        # would evaluate the correlated max(seq) once per use instead of once per payment.
+        # Only a first attempt that was not approved can have been followed by others: just those
+        # look up the payment's last attempt and status. `LIMIT -1` (no limit) keeps SQLite from
+        # flattening the subquery, which would evaluate those lookups once per use.
         where, params = _where(q)
         groups_sql = "".join(f"s.g{i}, " for i in range(len(q.group_by)))
         return f"""
-            SELECT {groups_sql}count(*),
-                   sum(s.n > 1), sum(s.n > 1 AND p.status IN {_APPROVED_PAYMENT_SQL}), sum(s.n)
+            SELECT {groups_sql}count(*), sum(s.n > 1),
+                   sum(s.n > 1 AND (SELECT p.status FROM {_payments(conn)}
+                                    WHERE p.id = s.payment_id) IN {_APPROVED_PAYMENT_SQL}),
+                   sum(s.n)
             FROM (SELECT {_select_dims(q)}a.payment_id,
-                         (SELECT max(b.seq) FROM attempts b WHERE b.payment_id = a.payment_id)
-                         AS n
+                         CASE WHEN a.status IN {_APPROVED_SQL} THEN 1
+                              ELSE (SELECT max(b.seq) FROM attempts b
+                                    WHERE b.payment_id = a.payment_id) END AS n
                   FROM {_attempts(conn)} WHERE {where} AND a.seq = 1
                   LIMIT -1) s
-            JOIN {_payments(conn)} ON p.id = s.payment_id
             {_group_clause(q)}""", params
 
     def paths_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:

@@ -146,7 +146,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             """CREATE INDEX attempts_analytics ON attempts (
                 connector, created_at, status, seq, currency, billing_country, card_brand,
                 card_bin, merchant_id, latency_ms, fee, normalized_code, decline_class, raw_code,
-                payment_id
+                payment_id, amount
             )""",
             # The payment's outcome for a first attempt, in one index seek.
             "CREATE INDEX payments_outcome ON payments (id, status, amount)",
