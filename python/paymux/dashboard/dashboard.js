@@ -24,7 +24,8 @@
   function ms(x) { return x === null || x === undefined ? "–" : (x < 10 ? x.toFixed(2) : Math.round(x)) + " ms"; }
   function money(minor, currency) {
     const exp = currency in MINOR_UNITS ? MINOR_UNITS[currency] : 2;
-    return (minor / Math.pow(10, exp)).toFixed(exp) + " " + currency;
+    const major = minor / Math.pow(10, exp);
+    return major.toLocaleString("en-US", { minimumFractionDigits: exp, maximumFractionDigits: exp }) + " " + currency;
   }
 
   function el(tag, attrs, ...children) {
@@ -142,8 +143,13 @@
 
   // -- rendering ---------------------------------------------------------------------------------
 
+  function byName(groups) {
+    // A fixed order, so live cards and rows do not jump around as the counts change.
+    return groups.slice().sort((a, b) => String(a.key.connector).localeCompare(String(b.key.connector)));
+  }
+
   function renderHealth(body) {
-    const cards = body.groups.map((g) => {
+    const cards = byName(body.groups).map((g) => {
       const name = g.key.connector;
       const breaker = g.breaker || "closed";
       const metric = (label, key, value) =>
@@ -161,7 +167,7 @@
   }
 
   function renderApprovals(body) {
-    const rows = body.groups.map((g) => {
+    const rows = byName(body.groups).map((g) => {
       const volume = Object.entries(g.volume).map(([c, v]) => money(v, c)).join(", ") || "–";
       return el("tr", { "data-connector": g.key.connector },
         el("td", {}, g.key.connector),
