@@ -205,12 +205,14 @@ def start_gateway(
     workers: int = 1,
     log_level: str = "info",
     name: str = "gateway",
+    env: dict[str, str] | None = None,
 ) -> tuple[Proc, int]:
+    """`paymux serve` on a free port; `env` can point PYTHONPATH at another source tree."""
     port = free_port()
     config = workdir / f"{name}.toml"
     config.write_text(gateway_config_text(workdir, port, sandbox_port, workers, log_level))
     proc = spawn(
-        name, [PYTHON, "-m", "paymux.cli", "serve", "--config", str(config)], workdir, cpus
+        name, [PYTHON, "-m", "paymux.cli", "serve", "--config", str(config)], workdir, cpus, env
     )
     wait_http(f"http://127.0.0.1:{port}/health", proc=proc.popen)
     if workers > 1:  # every worker binds its own socket: wait until all answer
