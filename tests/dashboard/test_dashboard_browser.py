@@ -137,6 +137,17 @@ async def test_dashboard_shows_each_psp_with_the_numbers_of_the_api(gateway, bro
     await page.wait_for_function(
         "(n) => document.querySelector('#approvals-table tr[data-connector=\"stripe\"] "
         "[data-metric=\"payments\"]').textContent === String(n)", arg=count + 1, timeout=15_000)
+
+    # Filters: only US cards went through, all pinned to adyen.
+    await page.fill("#filters input[name=country]", "US")
+    await page.dispatch_event("#filters input[name=country]", "change")
+    await page.wait_for_function(
+        "() => [...document.querySelectorAll('#approvals-table tbody tr')]"
+        ".map(r => r.dataset.connector).join() === 'adyen'", timeout=15_000)
+    us = await admin_get(gateway, "/admin/analytics/approvals?from=3600s&country=US")
+    row = page.locator('#approvals-table tr[data-connector="adyen"]')
+    assert await row.locator('[data-metric="payments"]').inner_text() == str(
+        us["groups"][0]["payments"])
     assert problems == []
 
 

@@ -97,28 +97,47 @@
     return body;
   }
 
-  async function refresh() {
-    if (inFlight || typeof Plotly === "undefined") return;
+  // Health is "now" and cheap: every tick. The range charts scan more rows the longer the range,
+  // so a long range refreshes less often (a week of a busy gateway is a million attempts).
+  function chartsEveryMs(range) {
+    if (range <= 3600) return REFRESH_MS;
+    if (range <= 6 * 3600) return 15000;
+    if (range <= 24 * 3600) return 30000;
+    return 120000;
+  }
+  let chartsAt = 0;
+  let forceNext = false;
+
+  async function refresh(force) {
+    if (inFlight || typeof Plotly === "undefined") {
+      forceNext = forceNext || force === true;  // a filter changed mid-refresh: redo on next tick
+      return;
+    }
     inFlight = true;
     try {
       const { range } = filterParams();
-      const resolution = String(Math.max(10, Math.round(range / 60)));
-      const [health, approvals, series, declines, failover, latency, fees] = await Promise.all([
-        api("health", { from: HEALTH_RANGE }),
-        api("approvals", {}),
-        api("timeseries", { resolution }),
-        api("declines", { top: "8" }),
-        api("failover", { top: "10" }),
-        api("latency", {}),
-        api("fees", {}),
-      ]);
+      const charts = force === true || forceNext || Date.now() - chartsAt >= chartsEveryMs(range);
+      forceNext = false;
+      const health = await api("health", { from: HEALTH_RANGE });
+      if (charts) {
+        const resolution = String(Math.max(10, Math.round(range / 60)));
+        const [approvals, series, declines, failover, latency, fees] = await Promise.all([
+          api("approvals", {}),
+          api("timeseries", { resolution }),
+          api("declines", { top: "8" }),
+          api("failover", { top: "10" }),
+          api("latency", {}),
+          api("fees", {}),
+        ]);
+        renderApprovals(approvals);
+        renderSeries(series);
+        renderDeclines(declines);
+        renderFailover(failover);
+        renderLatency(latency);
+        renderFees(fees);
+        chartsAt = Date.now();
+      }
       renderHealth(health);
-      renderApprovals(approvals);
-      renderSeries(series);
-      renderDeclines(declines);
-      renderFailover(failover);
-      renderLatency(latency);
-      renderFees(fees);
       $("error").textContent = "";
       $("updated").textContent = "updated " + new Date().toLocaleTimeString();
       document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
@@ -132,7 +151,7 @@
 
   function start() {
     stop();
-    refresh();
+    refresh(true);
     timer = window.setInterval(refresh, REFRESH_MS);
   }
 
@@ -304,8 +323,8 @@
       showBoard();
     });
     $("logout").addEventListener("click", () => showLogin(""));
-    $("filters").addEventListener("change", () => refresh());
-    $("filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
+    $("filters").addEventListener("change", () => refresh(true));
+    $("filters").addEventListener("submit", (event) => { event.preventDefault(); refresh(true); });
     if (sessionStorage.getItem(KEY)) showBoard();
     else showLogin("");
   });
