@@ -135,8 +135,9 @@ def _rows(conn: sqlite3.Connection, q: AnalyticsQuery, build: Build) -> Iterator
 
     The covering index leads with the connector, so each scan is one contiguous range of it, and
     SQLite's GROUP BY (a sort: it has no hash aggregate) only sorts one connector's rows, or none at
-    all when connector is the only dimension. Rows of different connectors never share a group,
-    so the callers fold them exactly as they would fold one query's rows.
+    all when connector is the only dimension. When connector is not a dimension, rows of several
+    connectors can carry the same group key: every report adds rows into its groups, never
+    assigns them, so the result is the same as one query's.
     """
     for connector in _connectors(conn, q):
         part = msgspec.structs.replace(q, filters={**q.filters, "connector": (connector,)})
