@@ -159,3 +159,18 @@ def test_empty_window_gives_empty_groups(seeded):
         body = run_report(str(seeded.path), name, query())
         assert body["object"] == f"analytics.{name}"
         assert body.get("groups", body.get("series")) == []
+
+
+def test_groups_spanning_several_connectors_add_up_the_same(traffic):
+    path = str(traffic.path)
+    by_connector, by_country, overall = (query(), query(group_by=("country",)),
+                                         query(group_by=()))
+    for name in ("approvals", "declines", "failover", "latency", "fees"):
+        totals = [run_report(path, name, q)["totals"] for q in (by_connector, by_country, overall)]
+        assert totals[0] == totals[1] == totals[2], name
+    de = {g["key"]["country"]: g for g in run_report(path, "latency", by_country)["groups"]}["DE"]
+    assert de["count"] == 9 and de["p95_ms"] == 2000.0  # stripe, adyen and checkout attempts
+    series = run_report(path, "timeseries", query(group_by=(), resolution=3600))["series"]
+    assert [p["attempts"] for p in series[0]["points"]] == [11]
+    health = run_report(path, "health", query(group_by=()))["groups"]
+    assert health[0]["attempts"] == 11 and health[0]["errors"] == 1
