@@ -163,13 +163,24 @@ class _BreakerCollector:
         return []
 
 
+def _state_name(state: Any) -> str:
+    """`closed` / `half_open` / `open`, from a string in any case or spelling (`half-open`), an
+    enum, or the gauge's own number."""
+    if isinstance(state, int | float) and not isinstance(state, bool):
+        by_number = {v: k for k, v in BREAKER_STATES.items()}
+        return by_number.get(int(state), "closed")
+    text = str(getattr(state, "value", state)).strip().lower().replace("-", "_").replace(" ", "_")
+    return text if text in BREAKER_STATES else "closed"
+
+
 def breaker_states(router: Any) -> list[tuple[str, str]]:
-    """(connector, state) pairs from whatever the router exposes; closed when it has no breakers."""
+    """(connector, state) pairs from whatever the router exposes (`breaker_states()` returning a
+    mapping of connector to state); every connector closed when it has no breakers."""
     states = getattr(router, "breaker_states", None)
     if callable(states):
         try:
             found = states()
-            return sorted((str(k), str(v)) for k, v in dict(found).items())
+            return sorted((str(k), _state_name(v)) for k, v in dict(found).items())
         except Exception as exc:  # noqa: BLE001 - a scrape must never fail on the router's account
             log("breaker_states_unavailable", logging.WARNING, error_type=type(exc).__name__)
     return [(name, "closed") for name in sorted(getattr(router, "connectors", {}) or {})]

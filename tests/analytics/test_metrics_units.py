@@ -16,7 +16,7 @@ class RouterWithBreakers:
                                                "checkout": object()}
 
     def breaker_states(self) -> dict[str, str]:
-        return {"stripe": "open", "adyen": "half_open", "checkout": "closed"}
+        return {"stripe": "OPEN", "adyen": "half-open", "checkout": 0}
 
 
 class RouterWithoutBreakers:
