@@ -96,8 +96,8 @@ def render(reports: dict[str, dict[str, Any]], q: AnalyticsQuery, since: str, db
         t = Table(title="Approvals", title_justify="left")
         for d in by:
             t.add_column(d)
-        for col in ("payments", "first-attempt", "final", "attempts", "declined", "failed",
-                    "approved volume"):
+        for col in ("payments", "first-attempt", "final", "attempts", "att. declined",
+                    "att. failed", "approved volume"):
             t.add_column(col, justify="right")
 
         def row(g: dict[str, Any]) -> list[str]:
