@@ -307,7 +307,8 @@ impl WindowCounts {
     /// (technical + timeout) / all attempts.
     pub fn technical_rate(&self) -> Option<f64> {
         let t = self.total();
-        (t > 0).then(|| (self.get(Outcome::Technical) + self.get(Outcome::Timeout)) as f64 / t as f64)
+        (t > 0)
+            .then(|| (self.get(Outcome::Technical) + self.get(Outcome::Timeout)) as f64 / t as f64)
     }
     /// The attempts that say something about the PSP: approved, soft_route, technical, timeout.
     /// `hard`, `fix_data` and `issuer_not_now` are the card's doing and would happen anywhere.
@@ -450,7 +451,8 @@ impl Breaker {
     fn trip(&mut self, now: f64, cfg: &HealthConfig) {
         self.opens = self.opens.saturating_add(1);
         let exponent = (self.opens - 1).min(62) as i32;
-        let period = (cfg.breaker_open_seconds * 2f64.powi(exponent)).min(cfg.breaker_max_open_seconds);
+        let period =
+            (cfg.breaker_open_seconds * 2f64.powi(exponent)).min(cfg.breaker_max_open_seconds);
         self.state = BreakerState::Open;
         self.open_until = now + period;
         self.consecutive = 0;
@@ -658,7 +660,12 @@ impl HealthBook {
         Ok(())
     }
 
-    pub fn stats(&mut self, connector: &str, segment: &str, now: f64) -> Result<Stats, HealthError> {
+    pub fn stats(
+        &mut self,
+        connector: &str,
+        segment: &str,
+        now: f64,
+    ) -> Result<Stats, HealthError> {
         check_now(now)?;
         let epoch = self.epoch(now);
         Ok(self
@@ -704,7 +711,11 @@ impl HealthBook {
         percentile(hist, total, 0.5)
     }
 
-    pub fn breaker_state(&mut self, connector: &str, now: f64) -> Result<BreakerState, HealthError> {
+    pub fn breaker_state(
+        &mut self,
+        connector: &str,
+        now: f64,
+    ) -> Result<BreakerState, HealthError> {
         check_now(now)?;
         Ok(self.breaker_view(connector, now).state)
     }
@@ -808,7 +819,11 @@ mod tests {
         let s = b.stats("a", "seg", 60.0).unwrap();
         assert_eq!(s.window.total(), 1);
         assert_eq!(s.window.get(Outcome::Hard), 1);
-        assert_eq!(s.count_window.total(), 1, "count window drops attempts older than the window");
+        assert_eq!(
+            s.count_window.total(),
+            1,
+            "count window drops attempts older than the window"
+        );
         assert_eq!(b.stats("a", "seg", 500.0).unwrap().window.total(), 0);
         assert_eq!(b.stats("a", "seg", 500.0).unwrap().latency_p50, None);
     }
@@ -850,7 +865,8 @@ mod tests {
     fn percentiles_fall_within_one_bucket() {
         let mut b = book();
         for i in 1..=100 {
-            b.record("a", &["s"], Outcome::Approved, i as f64, 1.0).unwrap();
+            b.record("a", &["s"], Outcome::Approved, i as f64, 1.0)
+                .unwrap();
         }
         let s = b.stats("a", "s", 1.0).unwrap();
         let p50 = s.latency_p50.unwrap();
@@ -902,7 +918,11 @@ mod tests {
         let mut b = book();
         // alternate: never 5 in a row, but 50% technical once 20 attempts are in the window
         for i in 0..19 {
-            let o = if i % 2 == 0 { Outcome::Approved } else { Outcome::Technical };
+            let o = if i % 2 == 0 {
+                Outcome::Approved
+            } else {
+                Outcome::Technical
+            };
             rec(&mut b, "a", o, i as f64 * 0.1);
         }
         assert_eq!(b.breaker_state("a", 2.0).unwrap(), BreakerState::Closed);
@@ -953,7 +973,11 @@ mod tests {
         for expected in [5.0, 10.0, 20.0, 40.0, 60.0, 60.0] {
             let v = b.breaker_view("a", t);
             assert_eq!(v.state, BreakerState::Open);
-            assert!((v.retry_in - expected).abs() < 1e-9, "{} vs {expected}", v.retry_in);
+            assert!(
+                (v.retry_in - expected).abs() < 1e-9,
+                "{} vs {expected}",
+                v.retry_in
+            );
             t += expected;
             assert_eq!(b.breaker_state("a", t).unwrap(), BreakerState::HalfOpen);
             assert!(b.allow_request("a", t).unwrap());
@@ -999,8 +1023,12 @@ mod tests {
         .is_err());
         let mut b = book();
         assert!(b.record("a", &["s"], Outcome::Approved, -1.0, 0.0).is_err());
-        assert!(b.record("a", &["s"], Outcome::Approved, f64::NAN, 0.0).is_err());
-        assert!(b.record("a", &["s"], Outcome::Approved, 1.0, f64::INFINITY).is_err());
+        assert!(b
+            .record("a", &["s"], Outcome::Approved, f64::NAN, 0.0)
+            .is_err());
+        assert!(b
+            .record("a", &["s"], Outcome::Approved, 1.0, f64::INFINITY)
+            .is_err());
         assert_eq!(Outcome::parse("approved"), Some(Outcome::Approved));
         assert_eq!(Outcome::parse("nope"), None);
     }
