@@ -178,8 +178,8 @@ impl<const K: usize> TimeRing<K> {
             for e in (self.head + 1)..=epoch {
                 let s = self.slot(e);
                 let old = std::mem::replace(&mut self.slots[s], [0; K]);
-                for k in 0..K {
-                    self.total[k] -= old[k];
+                for (t, o) in self.total.iter_mut().zip(old) {
+                    *t -= o;
                 }
             }
         }

@@ -850,6 +850,7 @@ impl RuleSet {
             self.country.lookup(p.country),
             self.merchant.lookup(p.merchant_id),
         ];
+        #[allow(clippy::needless_range_loop)] // five bitsets indexed in lockstep
         for w in 0..self.words {
             let mut word = sets[0][w] & sets[1][w] & sets[2][w] & sets[3][w] & sets[4][w];
             while word != 0 {
