@@ -900,7 +900,8 @@ impl RuleSet {
     fn time_matches(&self, t: &TimeCond, now: f64) -> bool {
         let local = now + self.utc_offset_seconds;
         let day = (local / 86400.0).floor();
-        let minute = ((local - day * 86400.0) / 60.0).floor() as u32;
+        // clamped: float rounding at a day boundary must not produce minute -1 or 1440
+        let minute = (((local - day * 86400.0) / 60.0).floor() as i64).clamp(0, 1439) as u32;
         let dow = (day as i64 + 3).rem_euclid(7) as u32; // 1970-01-01 was a Thursday; Monday = 0
         let day_in = |d: u32| t.days & (1 << d) != 0;
         if t.from < t.to {
