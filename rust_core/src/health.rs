@@ -6,11 +6,14 @@
 //! it only moves forward (a record or a query at a later bucket expires the buckets that fell out;
 //! a late record whose bucket is still inside the window lands in that bucket, an older one is
 //! dropped). The count window holds the last `count_window` attempts of a (connector, segment),
-//! and an attempt also leaves it when its bucket leaves the time window, so a rarely used
-//! connector is never judged on stale evidence.
+//! however old: a busy connector's count window covers its last few seconds, a rarely used one's
+//! keeps the evidence that exploration paid for (the selector's estimates rely on it).
 //!
 //! The breaker is driven only by technical outcomes (`technical`, `timeout`); issuer declines are
-//! a real answer from the PSP and count as successes for it (see decline-classes.md).
+//! a real answer from the PSP and count as successes for it (see decline-classes.md). When a
+//! breaker closes after successful probes, the technical failures are dropped from that
+//! connector's count windows: they described an outage that is over, and keeping them would keep
+//! traffic away from a recovered PSP for minutes. (The time windows keep them, for monitoring.)
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -219,7 +222,7 @@ const WINDOW_COUNTERS: usize = OUTCOME_COUNT + LATENCY_BUCKETS;
 #[derive(Clone, Debug)]
 struct SegmentWindow {
     time: TimeRing<WINDOW_COUNTERS>,
-    recent: VecDeque<(i64, Outcome)>,
+    recent: VecDeque<Outcome>,
     recent_counts: [u32; OUTCOME_COUNT],
 }
 
@@ -240,28 +243,23 @@ impl SegmentWindow {
             return;
         }
         if self.recent.len() == count_window {
-            if let Some((_, old)) = self.recent.pop_front() {
+            if let Some(old) = self.recent.pop_front() {
                 self.recent_counts[old as usize] -= 1;
             }
         }
-        self.recent.push_back((epoch, outcome));
+        self.recent.push_back(outcome);
         self.recent_counts[outcome as usize] += 1;
-        self.expire_recent();
     }
 
     fn advance(&mut self, epoch: i64) {
         self.time.advance(epoch);
-        self.expire_recent();
     }
 
-    fn expire_recent(&mut self) {
-        while let Some(&(e, o)) = self.recent.front() {
-            if self.time.live(e) {
-                break;
-            }
-            self.recent.pop_front();
-            self.recent_counts[o as usize] -= 1;
-        }
+    /// Forget the technical failures in the count window (the breaker just closed).
+    fn forgive_technical(&mut self) {
+        self.recent.retain(|o| !o.is_technical());
+        self.recent_counts[Outcome::Technical as usize] = 0;
+        self.recent_counts[Outcome::Timeout as usize] = 0;
     }
 
     fn stats(&self) -> Stats {
@@ -411,7 +409,8 @@ impl Breaker {
         }
     }
 
-    fn on_outcome(&mut self, epoch: i64, now: f64, technical: bool, cfg: &HealthConfig) {
+    /// Feed one attempt; true when it closed the breaker.
+    fn on_outcome(&mut self, epoch: i64, now: f64, technical: bool, cfg: &HealthConfig) -> bool {
         self.refresh(now);
         match self.state {
             BreakerState::Closed => {
@@ -422,7 +421,7 @@ impl Breaker {
                 };
                 if !technical {
                     self.consecutive = 0;
-                    return;
+                    return false;
                 }
                 self.consecutive += 1;
                 let [failures, total] = self.ring.total;
@@ -432,17 +431,21 @@ impl Breaker {
                 if self.consecutive >= cfg.breaker_consecutive_failures || rate_trips {
                     self.trip(now, cfg);
                 }
+                false
             }
             // Attempts made while open (the all-open fallback) say nothing new: the open period runs.
-            BreakerState::Open => {}
+            BreakerState::Open => false,
             BreakerState::HalfOpen => {
                 if technical {
                     self.trip(now, cfg);
+                    false
                 } else {
                     self.probe_successes += 1;
                     if self.probe_successes >= cfg.breaker_half_open_probes {
                         self.close();
+                        return true;
                     }
+                    false
                 }
             }
         }
@@ -654,9 +657,14 @@ impl HealthBook {
             };
             window.record(epoch, outcome, latency, count_window);
         }
-        entry
+        let closed = entry
             .breaker
             .on_outcome(epoch, now, outcome.is_technical(), &self.cfg);
+        if closed {
+            for window in entry.segments.values_mut() {
+                window.forgive_technical();
+            }
+        }
         Ok(())
     }
 
@@ -821,10 +829,11 @@ mod tests {
         assert_eq!(s.window.get(Outcome::Hard), 1);
         assert_eq!(
             s.count_window.total(),
-            1,
-            "count window drops attempts older than the window"
+            2,
+            "the count window keeps the last N, however old"
         );
         assert_eq!(b.stats("a", "seg", 500.0).unwrap().window.total(), 0);
+        assert_eq!(b.stats("a", "seg", 500.0).unwrap().count_window.total(), 2);
         assert_eq!(b.stats("a", "seg", 500.0).unwrap().latency_p50, None);
     }
 
@@ -948,6 +957,32 @@ mod tests {
         rec(&mut b, "a", Outcome::Approved, 15.2);
         assert_eq!(b.breaker_state("a", 15.2).unwrap(), BreakerState::Closed);
         assert!(b.allow_request("a", 15.3).unwrap());
+    }
+
+    #[test]
+    fn closing_after_probes_forgives_the_outage_in_the_count_windows() {
+        let mut b = book();
+        for _ in 0..50 {
+            rec(&mut b, "a", Outcome::Approved, 0.0);
+        }
+        rec(&mut b, "a", Outcome::SoftRoute, 0.0);
+        for _ in 0..5 {
+            rec(&mut b, "a", Outcome::Timeout, 1.0);
+        }
+        assert_eq!(b.stats("a", "seg", 1.0).unwrap().count_window.total(), 56);
+        for _ in 0..3 {
+            assert!(b.allow_request("a", 6.0).unwrap());
+            rec(&mut b, "a", Outcome::Approved, 6.0);
+        }
+        assert_eq!(b.breaker_state("a", 6.0).unwrap(), BreakerState::Closed);
+        let s = b.stats("a", "seg", 6.0).unwrap();
+        assert_eq!(s.count_window.total(), 54);
+        assert_eq!(s.count_window.get(Outcome::SoftRoute), 1);
+        assert_eq!(
+            s.window.get(Outcome::Timeout),
+            5,
+            "the time window still shows the outage"
+        );
     }
 
     #[test]

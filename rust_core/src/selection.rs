@@ -7,9 +7,10 @@
 //! *Evidence.* For each candidate the count window of the finest segment with at least
 //! `min_samples` PSP-attributable attempts is used (else the segment with the most evidence,
 //! shrunk hard towards the prior). The count window is the last N attempts of that
-//! (connector, segment) that are still inside the time window: a busy connector is judged on its
-//! last few seconds (so a degradation moves traffic within ~N/rate seconds), an idle one never on
-//! minutes-old evidence.
+//! (connector, segment): a busy connector is judged on its last few seconds (a degradation moves
+//! traffic within ~N/8 attempts: about a second at 50 payments/s), a rarely used one keeps the
+//! evidence exploration bought instead of forgetting it with the time window and paying for it
+//! again every minute. Outage failures are forgiven when the breaker closes (see `health`).
 //!
 //! *What counts against a PSP.* Successes are `approved`; failures are `soft_route`, `technical`
 //! and `timeout`. `hard`, `fix_data` and `issuer_not_now` are the card's doing: the issuer would
@@ -27,7 +28,12 @@
 //! Otherwise the ranking is greedy on the mean (deterministic for given windows). This bounds the
 //! cost of exploration by `exploration × (approval gap)` (2% × a 5-point gap ≈ 0.1% of approvals),
 //! and it decays with evidence by itself: once posteriors are well separated an exploration draw
-//! reproduces the greedy order, so only genuinely uncertain candidates get traffic. Pure Thompson
+//! reproduces the greedy order, so only genuinely uncertain candidates get traffic.
+//! A candidate with fewer than `min_samples` attempts in the *finest* segment is under-explored:
+//! it is always ranked by a Thompson draw (from whatever coarser evidence or prior it has), so a
+//! PSP that is best for one segment but mediocre overall gets enough traffic there to show it;
+//! once it has `min_samples` there, this forced exploration stops for good (the count window does
+//! not forget). `exploration = 0` turns off both: pure greedy, fully deterministic. Pure Thompson
 //! sampling was rejected because over a sliding window evidence never accumulates past the window,
 //! so its exploration never decays below a floor that can exceed the budget; sliding-window UCB
 //! was rejected because its bonus is deterministic (every payment of a burst explores the same
@@ -221,7 +227,8 @@ pub struct Estimate {
     /// index into the segments, None when the estimate is the prior alone
     pub segment: Option<usize>,
     pub breaker: BreakerState,
-    /// the approval is a Thompson draw (an exploration ranking), not the posterior mean
+    /// the approval is a Thompson draw (an exploration ranking, or the candidate is
+    /// under-explored in the finest segment), not the posterior mean
     pub explored: bool,
     /// a half-open breaker granted this candidate a probe slot
     pub probe: bool,
@@ -272,9 +279,13 @@ pub fn rank(
     for (ci, &connector) in candidates.iter().enumerate() {
         let mut chosen: Option<(usize, u64, u64)> = None;
         let mut thin: Option<(usize, u64, u64)> = None;
+        let mut finest = 0;
         for (si, &segment) in segments.iter().enumerate() {
             let (s, f) = book.psp_evidence(connector, segment, now);
             let n = s + f;
+            if si == 0 {
+                finest = n;
+            }
             if n >= cfg.min_samples {
                 chosen = Some((si, s, f));
                 break;
@@ -290,7 +301,9 @@ pub fn rank(
         };
         let a = cfg.prior_approval * k + s as f64;
         let b = (1.0 - cfg.prior_approval) * k + f as f64;
-        let approval = if explore { rng.beta(a, b) } else { a / (a + b) };
+        let under_explored = cfg.exploration > 0.0 && finest < cfg.min_samples;
+        let drawn = explore || under_explored;
+        let approval = if drawn { rng.beta(a, b) } else { a / (a + b) };
         let latency = match segment {
             Some(si) if cfg.latency_penalty_per_ms > 0.0 => book
                 .latency_p50(connector, segments[si], now)
@@ -309,7 +322,7 @@ pub fn rank(
             samples: s + f,
             segment,
             breaker: view.state,
-            explored: explore,
+            explored: drawn,
             probe: false,
             retry_in: view.retry_in,
         });
@@ -552,7 +565,7 @@ mod tests {
         let mut b = book();
         feed(&mut b, "a", &SEGS, 85, 15, 0.0);
         feed(&mut b, "b", &SEGS, 80, 20, 0.0);
-        feed(&mut b, "c", &SEGS, 3, 2, 0.0);
+        feed(&mut b, "c", &SEGS, 60, 40, 0.0);
         let cfg = SelectorConfig::default();
         let cands = ["a", "b", "c"];
         let run = |seed| {
@@ -573,6 +586,54 @@ mod tests {
             .iter()
             .filter(|r| !r.estimates[0].explored)
             .all(|r| r.order[0] == 0));
+    }
+
+    #[test]
+    fn under_explored_candidates_are_drawn_until_the_finest_segment_has_min_samples() {
+        let mut b = book();
+        feed(&mut b, "a", &SEGS, 90, 10, 0.0);
+        // "b" is known only at the coarse level, and looks worse there
+        feed(&mut b, "b", &["visa", "*"], 85, 15, 0.0);
+        let cands = ["a", "b"];
+        let mut rng = Rng::seeded(5);
+        let cfg = SelectorConfig::default();
+        let runs: Vec<Ranking> = (0..1000)
+            .map(|_| rank(&mut b, &cfg, &mut rng, &cands, &SEGS, 100, &[0, 0], 0.0).unwrap())
+            .collect();
+        assert!(runs.iter().all(|r| r.estimates[1].explored));
+        let b_first = runs.iter().filter(|r| r.order[0] == 1).count();
+        assert!(
+            b_first > 5,
+            "b gets some traffic to prove itself: {b_first}"
+        );
+        // with min_samples in the finest segment, only the exploration share remains
+        feed(&mut b, "b", &["visa|DE"], 24, 6, 0.0);
+        let r = rank(
+            &mut b,
+            &greedy(),
+            &mut rng,
+            &cands,
+            &SEGS,
+            100,
+            &[0, 0],
+            0.0,
+        )
+        .unwrap();
+        assert!(!r.estimates[1].explored);
+        // exploration = 0 never draws
+        let mut fresh = book();
+        let r = rank(
+            &mut fresh,
+            &greedy(),
+            &mut rng,
+            &cands,
+            &SEGS,
+            100,
+            &[0, 0],
+            0.0,
+        )
+        .unwrap();
+        assert!(r.estimates.iter().all(|e| !e.explored && e.approval == 0.8));
     }
 
     #[test]

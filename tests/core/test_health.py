@@ -38,7 +38,23 @@ def test_the_time_window_slides_and_the_count_window_keeps_the_last_n(impl):
     assert s.total == 10 and s.count_window_total == 5 and s.count_window_approval_rate == 1.0
     assert book.stats("stripe", "*", now=12.0).total == 7  # buckets 0..2 expired
     assert book.stats("stripe", "*", now=25.0).total == 0
-    assert book.stats("stripe", "*", now=25.0).count_window_total == 0
+    # the count window is the last N attempts, however old
+    assert book.stats("stripe", "*", now=25.0).count_window_total == 5
+
+
+def test_a_closing_breaker_forgives_the_outage_in_the_count_window(impl):
+    book = impl.HealthBook(breaker_consecutive_failures=3, breaker_half_open_probes=1)
+    for _ in range(20):
+        book.record("a", "*", "approved", 1.0, now=0.0)
+    for _ in range(3):
+        book.record("a", "*", "timeout", 1.0, now=1.0)
+    assert book.stats("a", "*", now=1.0).count_window_total == 23
+    assert book.allow_request("a", now=6.0)
+    book.record("a", "*", "approved", 1.0, now=6.0)
+    s = book.stats("a", "*", now=6.0)
+    assert book.breaker_state("a", now=6.0) == "closed"
+    assert (s.count_window_total, s.count_window_technical_rate) == (21, 0.0)
+    assert s.timeout == 3  # monitoring still sees the outage
 
 
 def test_breaker_ignores_issuer_declines_and_opens_on_technical_failures(impl):

@@ -97,7 +97,7 @@ class _TimeRing:
 class _SegmentWindow:
     def __init__(self, n: int, count_window: int) -> None:
         self.time = _TimeRing(n, _N_OUT + LATENCY_BUCKETS)
-        self.recent: deque[tuple[int, int]] = deque()
+        self.recent: deque[int] = deque()
         self.recent_counts = [0] * _N_OUT
         self.count_window = count_window
 
@@ -105,20 +105,19 @@ class _SegmentWindow:
         if not self.time.add(epoch, (outcome, _N_OUT + latency)):
             return
         if len(self.recent) == self.count_window:
-            _, old = self.recent.popleft()
+            old = self.recent.popleft()
             self.recent_counts[old] -= 1
-        self.recent.append((epoch, outcome))
+        self.recent.append(outcome)
         self.recent_counts[outcome] += 1
-        self.expire()
 
     def advance(self, epoch: int) -> None:
         self.time.advance(epoch)
-        self.expire()
 
-    def expire(self) -> None:
-        while self.recent and not self.time.live(self.recent[0][0]):
-            _, o = self.recent.popleft()
-            self.recent_counts[o] -= 1
+    def forgive_technical(self) -> None:
+        """Drop technical failures from the count window (the breaker just closed)."""
+        self.recent = deque(o for o in self.recent if o not in _TECHNICAL)
+        for o in _TECHNICAL:
+            self.recent_counts[o] = 0
 
 
 @dataclass(frozen=True)
@@ -215,13 +214,14 @@ class _Breaker:
             return True
         return False
 
-    def on_outcome(self, epoch: int, now: float, technical: bool, book: HealthBook) -> None:
+    def on_outcome(self, epoch: int, now: float, technical: bool, book: HealthBook) -> bool:
+        """Feed one attempt; True when it closed the breaker."""
         self.refresh(now)
         if self.state == "closed":
             counted = self.ring.add(epoch, (0, 1) if technical else (1,))
             if not technical:
                 self.consecutive = 0
-                return
+                return False
             self.consecutive += 1
             failures, total = self.ring.total
             rate_trips = (
@@ -241,6 +241,8 @@ class _Breaker:
                     self.opens = 0
                     self.consecutive = 0
                     self.ring.clear()
+                    return True
+        return False
 
     def trip(self, now: float, book: HealthBook) -> None:
         self.opens += 1
@@ -341,7 +343,9 @@ class HealthBook:
                 if w is None:
                     w = windows[s] = _SegmentWindow(self.n_buckets, self.count_window)
                 w.record(epoch, o, lat)
-            breaker.on_outcome(epoch, now, o in _TECHNICAL, self)
+            if breaker.on_outcome(epoch, now, o in _TECHNICAL, self):
+                for w in windows.values():
+                    w.forgive_technical()
 
     def _window(self, connector: str, segment: str, now: float) -> _SegmentWindow | None:
         w = self._segments.get(connector, {}).get(segment)

@@ -90,9 +90,12 @@ class Selector:
             for ci, connector in enumerate(candidates):
                 chosen = None
                 thin = None
+                finest = 0
                 for si, segment in enumerate(segments):
                     s, f = book.psp_evidence(connector, segment, now)
                     n = s + f
+                    if si == 0:
+                        finest = n
                     if n >= self.min_samples:
                         chosen = (si, s, f)
                         break
@@ -108,14 +111,16 @@ class Selector:
                     seg, s, f, k = None, 0, 0, float(self.min_samples)
                 a = prior * k + s
                 b = (1.0 - prior) * k + f
-                approval = self._rng.betavariate(a, b) if explore else a / (a + b)
+                under_explored = self.exploration > 0.0 and finest < self.min_samples
+                drawn = explore or under_explored
+                approval = self._rng.betavariate(a, b) if drawn else a / (a + b)
                 latency = 0.0
                 if seg is not None and self.latency_penalty_per_ms > 0.0:
                     latency = book.latency_p50(connector, segments[seg], now) or 0.0
                 margin = float(amount) - float(fees[ci])
                 ev = approval * margin - self.latency_penalty_per_ms * latency
                 state, retry_in = book.breaker_view(connector, now)
-                raw.append([ci, approval, ev, s + f, seg, state, retry_in, False])
+                raw.append([ci, approval, ev, s + f, seg, state, retry_in, False, drawn])
             admitted = []
             for e in raw:
                 if e[5] == "closed":
@@ -142,9 +147,9 @@ class Selector:
                 samples=n,
                 segment=None if seg is None else segments[seg],
                 breaker=state,
-                explored=explore,
+                explored=drawn,
                 probe=probe,
             )
-            for ci, approval, ev, n, seg, state, retry_in, probe in raw
+            for ci, approval, ev, n, seg, state, _retry_in, probe, drawn in raw
         ]
         return Ranking([candidates[i] for i in order], estimates)
