@@ -78,22 +78,19 @@ pub const OUTCOME_NAMES: [&str; OUTCOME_COUNT] = [
     "technical",
     "timeout",
 ];
-const ALL_OUTCOMES: [Outcome; OUTCOME_COUNT] = [
-    Outcome::Approved,
-    Outcome::Hard,
-    Outcome::FixData,
-    Outcome::IssuerNotNow,
-    Outcome::SoftRoute,
-    Outcome::Technical,
-    Outcome::Timeout,
-];
 
 impl Outcome {
     pub fn parse(name: &str) -> Option<Outcome> {
-        OUTCOME_NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map(|i| ALL_OUTCOMES[i])
+        Some(match name {
+            "approved" => Outcome::Approved,
+            "hard" => Outcome::Hard,
+            "fix_data" => Outcome::FixData,
+            "issuer_not_now" => Outcome::IssuerNotNow,
+            "soft_route" => Outcome::SoftRoute,
+            "technical" => Outcome::Technical,
+            "timeout" => Outcome::Timeout,
+            _ => return None,
+        })
     }
     pub fn as_str(self) -> &'static str {
         OUTCOME_NAMES[self as usize]

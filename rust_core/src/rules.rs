@@ -850,6 +850,7 @@ impl RuleSet {
             self.country.lookup(p.country),
             self.merchant.lookup(p.merchant_id),
         ];
+        let mut lazy = Lazy::default();
         #[allow(clippy::needless_range_loop)] // five bitsets indexed in lockstep
         for w in 0..self.words {
             let mut word = sets[0][w] & sets[1][w] & sets[2][w] & sets[3][w] & sets[4][w];
@@ -858,7 +859,7 @@ impl RuleSet {
                 word &= word - 1;
                 let i = w * 64 + bit;
                 if self.no_residual[w] & (1 << bit) != 0
-                    || self.residual_matches(&self.rules[i].residual, p, &mut metadata)
+                    || self.residual_matches(&self.rules[i].residual, p, &mut lazy, &mut metadata)
                 {
                     return self.decide(Some(i), &self.rules[i].then, p);
                 }
@@ -871,6 +872,7 @@ impl RuleSet {
         &self,
         r: &Residual,
         p: &Payment<'_>,
+        lazy: &mut Lazy,
         metadata: &mut M,
     ) -> bool {
         if let Some((min, max)) = r.amount {
@@ -880,12 +882,14 @@ impl RuleSet {
         }
         if let Some(patterns) = &r.bin {
             let Some(bin) = p.bin else { return false };
-            if !patterns.iter().any(|pat| bin_matches(pat, bin)) {
+            let prefixes = lazy.bin.get_or_insert_with(|| BinPrefixes::of(bin));
+            if !patterns.iter().any(|pat| bin_matches(pat, bin, prefixes)) {
                 return false;
             }
         }
         if let Some(t) = &r.time {
-            if !self.time_matches(t, p.now) {
+            let clock = *lazy.clock.get_or_insert_with(|| self.local_clock(p.now));
+            if !time_matches(t, clock) {
                 return false;
             }
         }
@@ -897,19 +901,14 @@ impl RuleSet {
         true
     }
 
-    fn time_matches(&self, t: &TimeCond, now: f64) -> bool {
+    /// (minute of the local day, day of the week with Monday = 0)
+    fn local_clock(&self, now: f64) -> (u32, u32) {
         let local = now + self.utc_offset_seconds;
         let day = (local / 86400.0).floor();
         // clamped: float rounding at a day boundary must not produce minute -1 or 1440
         let minute = (((local - day * 86400.0) / 60.0).floor() as i64).clamp(0, 1439) as u32;
-        let dow = (day as i64 + 3).rem_euclid(7) as u32; // 1970-01-01 was a Thursday; Monday = 0
-        let day_in = |d: u32| t.days & (1 << d) != 0;
-        if t.from < t.to {
-            day_in(dow) && t.from <= minute && minute < t.to
-        } else {
-            // wraps midnight: the early-morning part belongs to the window that began the day before
-            (minute >= t.from && day_in(dow)) || (minute < t.to && day_in((dow + 6) % 7))
-        }
+        let dow = (day as i64 + 3).rem_euclid(7) as u32; // 1970-01-01 was a Thursday
+        (minute, dow)
     }
 
     fn decide(&self, rule: Option<usize>, then: &Then, p: &Payment<'_>) -> Decision {
@@ -925,19 +924,50 @@ impl RuleSet {
     }
 }
 
-fn bin_matches(pat: &BinPattern, bin: &str) -> bool {
+/// What a payment's residual checks compute at most once: BIN prefixes and the local clock.
+#[derive(Default)]
+struct Lazy {
+    bin: Option<BinPrefixes>,
+    clock: Option<(u32, u32)>,
+}
+
+/// The numeric value of the BIN's first 1..=12 digits (as far as they are digits).
+struct BinPrefixes {
+    digits: usize,
+    values: [u64; 13],
+}
+
+impl BinPrefixes {
+    fn of(bin: &str) -> BinPrefixes {
+        let mut values = [0u64; 13];
+        let mut digits = 0;
+        for (i, b) in bin.bytes().take(12).enumerate() {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            values[i + 1] = values[i] * 10 + u64::from(b - b'0');
+            digits = i + 1;
+        }
+        BinPrefixes { digits, values }
+    }
+}
+
+fn bin_matches(pat: &BinPattern, bin: &str, prefixes: &BinPrefixes) -> bool {
     match pat {
         BinPattern::Prefix(prefix) => bin.starts_with(prefix.as_str()),
         BinPattern::Range { len, lo, hi } => {
-            let Some(head) = bin.get(..*len) else {
-                return false;
-            };
-            if !head.bytes().all(|b| b.is_ascii_digit()) {
-                return false;
-            }
-            let x: u64 = head.parse().unwrap_or(u64::MAX);
-            *lo <= x && x <= *hi
+            *len <= prefixes.digits && (*lo..=*hi).contains(&prefixes.values[*len])
         }
+    }
+}
+
+fn time_matches(t: &TimeCond, (minute, dow): (u32, u32)) -> bool {
+    let day_in = |d: u32| t.days & (1 << d) != 0;
+    if t.from < t.to {
+        day_in(dow) && t.from <= minute && minute < t.to
+    } else {
+        // wraps midnight: the early-morning part belongs to the window that began the day before
+        (minute >= t.from && day_in(dow)) || (minute < t.to && day_in((dow + 6) % 7))
     }
 }
 
