@@ -540,6 +540,9 @@ impl HealthConfig {
         positive("bucket_seconds", self.bucket_seconds)?;
         positive("breaker_open_seconds", self.breaker_open_seconds)?;
         positive("breaker_max_open_seconds", self.breaker_max_open_seconds)?;
+        if self.bucket_seconds < 0.001 {
+            return err("bucket_seconds must be at least 0.001");
+        }
         if self.bucket_seconds > self.window_seconds {
             return err("bucket_seconds must not exceed window_seconds");
         }
@@ -588,11 +591,16 @@ pub struct HealthBook {
     connectors: FxHashMap<String, ConnectorHealth>,
 }
 
-fn check_now(now: f64) -> Result<(), HealthError> {
-    if now.is_finite() {
+/// The largest |now| accepted (year ~33,700): keeps bucket indices far from integer overflow.
+pub const MAX_NOW: f64 = 1e12;
+
+pub(crate) fn check_now(now: f64) -> Result<(), HealthError> {
+    if now.is_finite() && now.abs() <= MAX_NOW {
         Ok(())
     } else {
-        err(format!("now must be a finite number of seconds, got {now}"))
+        err(format!(
+            "now must be unix seconds (finite, |now| <= 1e12), got {now:?}"
+        ))
     }
 }
 

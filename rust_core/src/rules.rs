@@ -907,7 +907,8 @@ impl RuleSet {
         let day = (local / 86400.0).floor();
         // clamped: float rounding at a day boundary must not produce minute -1 or 1440
         let minute = (((local - day * 86400.0) / 60.0).floor() as i64).clamp(0, 1439) as u32;
-        let dow = (day as i64 + 3).rem_euclid(7) as u32; // 1970-01-01 was a Thursday
+        // 1970-01-01 was a Thursday (Monday = 0); wrapping: no panic even for absurd times
+        let dow = (day as i64).wrapping_add(3).rem_euclid(7) as u32;
         (minute, dow)
     }
 

@@ -266,8 +266,8 @@ pub fn rank(
             candidates.len()
         ));
     }
-    if !now.is_finite() {
-        return err(format!("now must be a finite number of seconds, got {now}"));
+    if let Err(e) = crate::health::check_now(now) {
+        return err(e.0);
     }
     for (i, c) in candidates.iter().enumerate() {
         if candidates[..i].contains(c) {

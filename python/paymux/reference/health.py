@@ -254,8 +254,8 @@ class _Breaker:
 
 
 def _check_now(now: float) -> None:
-    if not math.isfinite(now):
-        raise ValueError(f"now must be a finite number of seconds, got {now}")
+    if not (math.isfinite(now) and abs(now) <= 1e12):
+        raise ValueError(f"now must be unix seconds (finite, |now| <= 1e12), got {now}")
 
 
 class HealthBook:
@@ -290,6 +290,8 @@ class HealthBook:
         ):
             if not (math.isfinite(f) and f > 0):
                 raise ValueError(f"{name} must be a positive finite number, got {f}")
+        if bucket_seconds < 0.001:
+            raise ValueError("bucket_seconds must be at least 0.001")
         if bucket_seconds > window_seconds:
             raise ValueError("bucket_seconds must not exceed window_seconds")
         if window_seconds / bucket_seconds > 100_000:

@@ -418,7 +418,7 @@ class RuleSet:
     ) -> RouteDecision:
         if amount < 0:
             raise ValueError(f"amount must be >= 0 minor units, got {amount}")
-        if not math.isfinite(now):
+        if not (math.isfinite(now) and abs(now) <= 1e12):
             raise ValueError(f"now must be finite unix seconds, got {now}")
         cur = _upper(currency)
         br = _lower(brand) if brand is not None else None

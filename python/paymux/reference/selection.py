@@ -78,7 +78,7 @@ class Selector:
             raise ValueError(
                 f"fees has {len(fees)} entries but there are {len(candidates)} candidates"
             )
-        if not math.isfinite(now):
+        if not (math.isfinite(now) and abs(now) <= 1e12):
             raise ValueError(f"now must be a finite number of seconds, got {now}")
         if len(set(candidates)) != len(candidates):
             raise ValueError("a candidate is listed twice")

@@ -196,9 +196,9 @@ impl RuleSet {
                 "amount must be >= 0 minor units, got {amount}"
             )));
         }
-        if !now.is_finite() {
+        if !(now.is_finite() && now.abs() <= crate::health::MAX_NOW) {
             return Err(PyValueError::new_err(format!(
-                "now must be finite unix seconds, got {now}"
+                "now must be unix seconds (finite, |now| <= 1e12), got {now:?}"
             )));
         }
         let metadata = metadata.filter(|m| !m.is_none());
