@@ -32,6 +32,19 @@ class Estimate:
     probe: bool
 
 
+@dataclass
+class _Judged:
+    index: int
+    approval: float
+    expected_value: float
+    samples: int
+    segment: int | None
+    breaker: str
+    retry_in: float
+    drawn: bool
+    probe: bool = False
+
+
 @dataclass(frozen=True)
 class Ranking:
     order: list[str]
@@ -86,7 +99,7 @@ class Selector:
         explore = self.exploration > 0.0 and self._rng.random() < self.exploration
         prior = self.prior_approval
         with book._lock:
-            raw = []
+            raw: list[_Judged] = []
             for ci, connector in enumerate(candidates):
                 chosen = None
                 thin = None
@@ -102,6 +115,7 @@ class Selector:
                     if n > 0 and (thin is None or n > thin[1] + thin[2]):
                         thin = (si, s, f)
                 if chosen is not None:
+                    seg: int | None
                     seg, s, f = chosen
                     k = PRIOR_STRENGTH
                 elif thin is not None:
@@ -120,36 +134,36 @@ class Selector:
                 margin = float(amount) - float(fees[ci])
                 ev = approval * margin - self.latency_penalty_per_ms * latency
                 state, retry_in = book.breaker_view(connector, now)
-                raw.append([ci, approval, ev, s + f, seg, state, retry_in, False, drawn])
+                raw.append(_Judged(ci, approval, ev, s + f, seg, state, retry_in, drawn))
             admitted = []
             for e in raw:
-                if e[5] == "closed":
-                    admitted.append(e[0])
-                elif e[5] == "half_open":
-                    b_ = book._breakers[candidates[e[0]]]
-                    if b_.allow(now, book):
-                        e[7] = True
-                        admitted.append(e[0])
+                if e.breaker == "closed":
+                    admitted.append(e.index)
+                elif e.breaker == "half_open" and book._breakers[candidates[e.index]].allow(
+                    now, book
+                ):
+                    e.probe = True
+                    admitted.append(e.index)
 
         def by_value(i: int) -> tuple[bool, float, int]:
-            return (not raw[i][7], -raw[i][2], i)
+            return (not raw[i].probe, -raw[i].expected_value, i)
 
         if admitted:
             order = sorted(admitted, key=by_value)
         else:
-            order = sorted(range(len(candidates)), key=lambda i: (raw[i][6], *by_value(i)))
+            order = sorted(range(len(candidates)), key=lambda i: (raw[i].retry_in, *by_value(i)))
         estimates = [
             Estimate(
-                connector=candidates[ci],
-                approval=approval,
-                fee=int(fees[ci]),
-                expected_value=ev,
-                samples=n,
-                segment=None if seg is None else segments[seg],
-                breaker=state,
-                explored=drawn,
-                probe=probe,
+                connector=candidates[e.index],
+                approval=e.approval,
+                fee=int(fees[e.index]),
+                expected_value=e.expected_value,
+                samples=e.samples,
+                segment=None if e.segment is None else segments[e.segment],
+                breaker=e.breaker,
+                explored=e.drawn,
+                probe=e.probe,
             )
-            for ci, approval, ev, n, seg, state, _retry_in, probe, drawn in raw
+            for e in raw
         ]
         return Ranking([candidates[i] for i in order], estimates)
