@@ -143,7 +143,7 @@ fn py_opt(v: Option<f64>) -> String {
     v.map(|x| format!("{x:?}")).unwrap_or_else(|| "None".into())
 }
 
-fn stats_dict<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, s: &Stats) -> PyResult<()> {
+fn stats_dict(d: &Bound<'_, PyDict>, s: &Stats) -> PyResult<()> {
     for (name, c) in OUTCOME_NAMES.iter().zip(s.window.counts) {
         d.set_item(name, c)?;
     }
@@ -159,7 +159,6 @@ fn stats_dict<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, s: &Stats) -> PyResu
         "count_window_technical_rate",
         s.count_window.technical_rate(),
     )?;
-    let _ = py;
     Ok(())
 }
 
@@ -273,7 +272,7 @@ impl HealthBook {
             d.set_item("connector", row.connector)?;
             d.set_item("segment", row.segment)?;
             d.set_item("breaker", row.breaker.as_str())?;
-            stats_dict(py, &d, &row.stats)?;
+            stats_dict(&d, &row.stats)?;
             out.append(d)?;
         }
         Ok(out)
