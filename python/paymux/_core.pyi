@@ -11,8 +11,6 @@ __version__: str
 # (UnionPay/Discover co-branded) is "unionpay". BIN is 8 digits for PANs of 16+ digits, else 6.
 # Pure-Python reference with the same semantics: paymux.reference.card.
 
-from typing import final
-
 class CardError(ValueError):
     """A card number or expiry was refused; the message never contains card data."""
 
