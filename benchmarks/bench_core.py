@@ -11,8 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import bench_card_vault  # noqa: E402
-import bench_routing_core  # noqa: E402
+import bench_card_vault
+import bench_routing_core
 
 
 def main() -> int:

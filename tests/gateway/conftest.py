@@ -12,7 +12,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-
 from paymux import logs
 from paymux.gateway.app import build_gateway, new_api_key_secret, register_api_key
 from paymux.gateway.config import config_from_dict, load_secrets

@@ -33,7 +33,7 @@ async def test_another_merchants_payment_is_not_found(gateway):
 
 async def test_another_merchants_token_and_refund_are_not_found(gateway):
     _, tok = await gateway.post("/v1/tokens", {"card": card()["card"]})
-    status, err = await gateway.post("/v1/payments", {
+    status, _ = await gateway.post("/v1/payments", {
         "amount": 100, "currency": "EUR", "payment_method": {"token": tok["id"]}}, merchant="m_beta")
     assert status == 404
     async with gateway.session.delete(f"{gateway.url}/v1/tokens/{tok['id']}",
@@ -52,7 +52,7 @@ async def test_no_pan_or_cvv_in_logs_responses_or_database(gateway):
         for cvc in CVCS:
             if number.startswith("37") != (len(cvc) == 4):
                 continue
-            status, body = await gateway.post("/v1/payments", {
+            _, body = await gateway.post("/v1/payments", {
                 "amount": 1500, "currency": "EUR", "payment_method": card(number, cvc)})
             bodies.append(str(body))
             _, tok = await gateway.post("/v1/tokens", {"card": card(number, cvc)["card"]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from tests.sandbox.sandbox_harness import RunningSandbox, running_sandbox
 
 

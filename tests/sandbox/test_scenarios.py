@@ -11,6 +11,7 @@ import requests
 from paymux.sandbox import load_scenario
 from paymux.sandbox.cards import luhn_ok
 from paymux.sandbox.scenario import DEFAULT_CREDENTIALS
+
 from tests.sandbox.sandbox_harness import running_sandbox
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))

@@ -10,7 +10,8 @@ raw detail kept.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -24,7 +25,7 @@ class CardDetails:
     number only, never the PAN or CVC.
     """
 
-    __slots__ = ("number", "exp_month", "exp_year", "cvc", "holder_name")
+    __slots__ = ("cvc", "exp_month", "exp_year", "holder_name", "number")
 
     def __init__(
         self,
@@ -71,9 +72,7 @@ class Capabilities(msgspec.Struct, frozen=True):
             return False
         if brand is not None and self.brands is not None and brand not in self.brands:
             return False
-        if country is not None and self.countries is not None and country not in self.countries:
-            return False
-        return True
+        return country is None or self.countries is None or country in self.countries
 
 
 class ConnectorConfig(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import sys
+import tomllib
 from importlib.resources import files
 
 import uvloop
@@ -20,8 +21,6 @@ from paymux import logs
 from paymux.gateway.app import build_gateway
 from paymux.gateway.config import GatewayConfig, config_from_dict, load_secrets
 from paymux.sandbox.app import build_app as build_sandbox
-
-import tomllib
 
 
 def default_config() -> GatewayConfig:
