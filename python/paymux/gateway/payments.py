@@ -195,30 +195,35 @@ class PaymentService:
         card = CardDetails(revealed.number, revealed.exp_month, revealed.exp_year, cvc, holder)
         del revealed
         try:
-            await self._run_attempts(payment, card, plan.connectors, body.description)
+            attempts = await self._run_attempts(payment, card, plan.connectors, body.description)
         finally:
             card.number = ""
             card.cvc = None
-        return await self._payment_response(payment)
+        # The attempts just persisted, in seq order: what reading them back would return.
+        view = payment_view(payment, attempts)
+        return (402 if payment.status == PaymentStatus.FAILED else 200), view
 
     async def _run_attempts(
         self, payment: PaymentRecord, card: CardDetails, order: list[str], description: str | None
-    ) -> None:
+    ) -> list[AttemptRecord]:
+        """Attempt the candidates in order; returns the attempts made, each one persisted."""
         started = time.monotonic()
         budget = self.config.payments
         remaining = list(order)
         seq = 0
+        attempts: list[AttemptRecord] = []
         while remaining:
             name = remaining.pop(0)
             seq += 1
             connector = self.connectors[name]
             attempt, result = await self._attempt(payment, connector, card, seq, description)
+            attempts.append(attempt)
             status = result.status
             if status in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED):
                 attempt.next_action = "done"
                 self._apply_authorization(payment, attempt, result)
                 await self._finish(payment, attempt, "payment.authorized")
-                return
+                return attempts
             if status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION) or (
                 status is AttemptStatus.FAILED and result.ambiguous
             ):
@@ -232,7 +237,7 @@ class PaymentService:
                 payment.connector = name
                 payment.connector_reference = result.connector_reference
                 await self._finish(payment, attempt, "payment.pending")
-                return
+                return attempts
             decision = await self.policy.decide(
                 status,
                 result.decline_class,
@@ -258,7 +263,7 @@ class PaymentService:
                     "raw_code": result.raw_code,
                 }
                 await self._finish(payment, attempt, "payment.failed")
-                return
+                return attempts
             metrics.cascaded(name, remaining[0] if remaining else None, result.decline_class)
             await self.store.finish_attempt(
                 attempt,
@@ -268,6 +273,7 @@ class PaymentService:
             )
             if decision.delay_s > 0:
                 await asyncio.sleep(decision.delay_s)
+        return attempts
 
     async def _attempt(
         self,

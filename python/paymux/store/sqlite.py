@@ -71,19 +71,31 @@ def _from_row(cls: type[S], row: sqlite3.Row) -> S:
     return msgspec.convert(values, cls, strict=False)
 
 
+# SQL text by (verb, table, columns, where): built once, not on every write in the writer thread.
+_SQL: dict[tuple[str, str, tuple[str, ...], str], str] = {}
+
+
 def _insert(conn: sqlite3.Connection, table: str, record: msgspec.Struct) -> None:
     row = _to_row(record)
     if row.get("id", 0) is None:  # autoincrement ids
         del row["id"]
-    cols = ", ".join(row)
-    marks = ", ".join(f":{c}" for c in row)
-    conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", row)
+    key = ("insert", table, tuple(row), "")
+    sql = _SQL.get(key)
+    if sql is None:
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        sql = _SQL[key] = f"INSERT INTO {table} ({cols}) VALUES ({marks})"
+    conn.execute(sql, row)
 
 
 def _update(conn: sqlite3.Connection, table: str, record: msgspec.Struct, where: str = "") -> int:
     row = _to_row(record)
-    sets = ", ".join(f"{c} = :{c}" for c in row if c != "id")
-    cur = conn.execute(f"UPDATE {table} SET {sets} WHERE id = :id {where}", row)
+    key = ("update", table, tuple(row), where)
+    sql = _SQL.get(key)
+    if sql is None:
+        sets = ", ".join(f"{c} = :{c}" for c in row if c != "id")
+        sql = _SQL[key] = f"UPDATE {table} SET {sets} WHERE id = :id {where}"
+    cur = conn.execute(sql, row)
     return cur.rowcount
 
 
@@ -126,6 +138,9 @@ class _Writer(threading.Thread):
         self.conn.close()
 
     def _run_batch(self, batch: list[Any]) -> None:
+        if len(batch) == 1:
+            self._run_one(batch[0])
+            return
         outcomes: list[tuple[bool, Any]] = []  # (ok, value or exception) per job
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -144,8 +159,32 @@ class _Writer(threading.Thread):
             except sqlite3.Error:
                 pass
             outcomes = [(False, exc)] * len(batch)
+        # One wake-up per event loop for the whole batch, not one per operation.
+        by_loop: dict[Any, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (_fn, fut, loop), (ok, value) in zip(batch, outcomes):
-            loop.call_soon_threadsafe(_settle, fut, ok, value)
+            by_loop.setdefault(loop, []).append((fut, ok, value))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, settled)
+
+    def _run_one(self, job: Any) -> None:
+        """A batch of one: its own transaction, so no savepoint is needed to isolate it."""
+        fn, fut, loop = job
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                outcome: tuple[bool, Any] = (True, fn(self.conn))
+            except Exception as exc:  # noqa: BLE001 - the operation's own failure, for its caller
+                outcome = (False, exc)
+                self.conn.execute("ROLLBACK")
+            else:
+                self.conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - the transaction itself failed
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            outcome = (False, exc)
+        loop.call_soon_threadsafe(_settle, fut, *outcome)
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -156,6 +195,11 @@ class _Writer(threading.Thread):
     def stop(self) -> None:
         self.jobs.put(None)
         self.join()
+
+
+def _settle_all(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in settled:
+        _settle(fut, ok, value)
 
 
 def _settle(fut: asyncio.Future[Any], ok: bool, value: Any) -> None:
