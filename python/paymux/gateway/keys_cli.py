@@ -9,7 +9,7 @@ import time
 
 from paymux.gateway.app import new_api_key_secret, open_store, register_api_key
 from paymux.gateway.config import ConfigError, load_config
-from paymux.store.base import Merchant
+from paymux.store.base import ApiKey, Merchant
 
 
 async def create(config_path: str | None, merchant_id: str, mode: str) -> str:
@@ -25,6 +25,16 @@ async def create(config_path: str | None, merchant_id: str, mode: str) -> str:
         await store.close()
 
 
+async def list_keys(config_path: str | None, merchant_id: str) -> list[ApiKey]:
+    config = load_config(config_path)
+    store = open_store(config)
+    await store.open()
+    try:
+        return await store.list_api_keys(merchant_id)
+    finally:
+        await store.close()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="paymux keys", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
@@ -32,7 +42,20 @@ def main(argv: list[str]) -> int:
     c.add_argument("--merchant", required=True)
     c.add_argument("--mode", choices=["test", "live"], default="test")
     c.add_argument("--config")
+    ls = sub.add_parser("list", help="list a merchant's keys (prefixes only: secrets are not kept)")
+    ls.add_argument("--merchant", required=True)
+    ls.add_argument("--config")
     args = parser.parse_args(argv)
+    if args.action == "list":
+        try:
+            keys = asyncio.run(list_keys(args.config, args.merchant))
+        except ConfigError as exc:
+            print(f"paymux keys: {exc}", file=sys.stderr)
+            return 2
+        for key in keys:
+            state = "revoked" if key.revoked_at else "active"
+            print(f"{key.id}  {key.prefix}...  {key.mode}  {state}")
+        return 0
     if not args.merchant.replace("_", "").replace("-", "").isalnum() or len(args.merchant) > 64:
         print("paymux keys: --merchant must be letters, digits, - or _ (64 at most)", file=sys.stderr)
         return 2
