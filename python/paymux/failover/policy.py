@@ -1,7 +1,9 @@
 """The failover policy interface and the built-in default policy.
 
-A policy is an object with async hooks the orchestrator calls after every attempt. Third-party
-policies register under the entry-point group ``paymux.policies`` and are chosen by name in config.
+A policy is an object with async hooks the orchestrator calls after every attempt that neither
+approved nor left the payment waiting at the PSP (ambiguous answers are synced first and never
+reach the policy). Third-party policies register under the entry-point group ``paymux.policies``
+and are chosen by name in config (``payments.failover_policy``); see docs/failover.md.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ class AttemptContext(msgspec.Struct, kw_only=True):
     max_attempts: int
     elapsed_s: float
     deadline_s: float
-    remaining_candidates: list[str]
+    remaining_candidates: list[str]  # in the routing order
+    connector: str = ""  # the connector that just answered
+    normalized_code: str | None = None
+    amount: int = 0  # minor units
+    currency: str = ""
 
 
 class FailoverDecision(msgspec.Struct, kw_only=True):
     cascade: bool
     reason: str  # recorded on the attempt and in the payment's events
     delay_s: float = 0.0  # wait before the next attempt
+    next_connector: str | None = None  # jump to this remaining candidate (None: routing order)
 
 
 class FailoverPolicy:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from importlib.metadata import entry_points
 
 from aiohttp import web
 
@@ -13,7 +12,8 @@ from paymux import _core
 from paymux.analytics.api import add_analytics_routes
 from paymux.connectors.registry import create_connector
 from paymux.dashboard import add_dashboard_routes
-from paymux.failover.policy import DefaultPolicy, FailoverPolicy
+from paymux.failover.registry import load_policy
+from paymux.gateway.admin_routing import RoutingAdmin, add_routing_admin_routes
 from paymux.gateway.config import GatewayConfig, Secrets
 from paymux.gateway.http import (
     HASH_KEY,
@@ -25,11 +25,16 @@ from paymux.gateway.http import (
     request_context,
 )
 from paymux.gateway.payments import PaymentService
+from paymux.gateway.reconciler import Reconciler
 from paymux.gateway.routing import Router
 from paymux.ids import new_id
 from paymux.logs import log
 from paymux.store.base import ApiKey, Merchant, Store
 from paymux.store.sqlite import SqliteStore
+
+
+RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler", Reconciler)
+POLICY_ERRORS: web.AppKey[list[str]] = web.AppKey("policy_errors", list)
 
 
 def hash_api_key(secret: str) -> str:
@@ -60,22 +65,25 @@ def open_store(config: GatewayConfig) -> Store:
     return SqliteStore(config.storage.path)
 
 
-def load_policy(name: str = "default") -> FailoverPolicy:
-    for ep in entry_points(group="paymux.policies"):
-        if ep.name == name:
-            return ep.load()()
-    return DefaultPolicy()
-
-
-def build_gateway(config: GatewayConfig, keys: Secrets, store: Store | None = None) -> web.Application:
+def build_gateway(
+    config: GatewayConfig, keys: Secrets, store: Store | None = None,
+    config_path: str | None = None,
+) -> web.Application:
     app = web.Application(
         middlewares=[request_context], client_max_size=config.server.max_body_bytes
     )
     store = store or open_store(config)
     vault = _core.Vault(keys.vault_keys, keys.fingerprint_key)
     connectors = {c.name: create_connector(c.to_connector_config()) for c in config.connectors}
-    router = Router(connectors, config.routing.default_order)
-    service = PaymentService(config, store, vault, connectors, router, load_policy())
+    router = Router(connectors, config.routing)
+    policy, policy_errors = load_policy(config.payments.failover_policy)
+    service = PaymentService(config, store, vault, connectors, router, policy)
+    reconciler = Reconciler(service, config.reconciler)
+    service.reconciler = reconciler
+    routing_admin = RoutingAdmin(router, store, config.admin_api_key, config.routing, config_path,
+                                 config.reconciler)
+    app[RECONCILER] = reconciler
+    app[POLICY_ERRORS] = [str(e) for e in policy_errors]
     app[STORE] = store
     app[SERVICE] = service
     app[HASH_KEY] = keys.hash_key
@@ -84,6 +92,7 @@ def build_gateway(config: GatewayConfig, keys: Secrets, store: Store | None = No
     add_routes(app)
     add_analytics_routes(app, admin_api_key=config.admin_api_key, store=store, router=router)
     add_dashboard_routes(app)
+    add_routing_admin_routes(app, routing_admin)
 
     async def startup(app: web.Application) -> None:
         await store.open()
@@ -95,9 +104,16 @@ def build_gateway(config: GatewayConfig, keys: Secrets, store: Store | None = No
             )
             await register_api_key(store, config.demo.merchant_id, config.demo.api_key)
         recovered = await service.recover()
-        log("gateway_started", connectors=sorted(connectors), recovered_attempts=recovered)
+        await routing_admin.start()
+        reconciler.start()
+        log("gateway_started", connectors=sorted(connectors), recovered_attempts=recovered,
+            routing_version=router.version,
+            failover_policy=getattr(policy, "name", type(policy).__name__),
+            policy_errors=app[POLICY_ERRORS] or None)
 
     async def cleanup(app: web.Application) -> None:
+        await reconciler.stop()
+        await routing_admin.stop()
         for connector in connectors.values():
             await connector.close()
         await store.close()

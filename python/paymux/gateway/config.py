@@ -48,6 +48,21 @@ class PaymentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     deadline_s: float = 30.0  # total time budget for one payment's attempts
     sync_timeout_s: float = 5.0  # bounded wait for a status check after an ambiguous answer
     idempotency_ttl_s: float = 24 * 3600.0
+    failover_policy: str = "default"  # an entry point name in the `paymux.policies` group
+
+
+class ReconcilerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The background task that settles ambiguous attempts and voids late authorizations."""
+
+    enabled: bool = True
+    interval_s: float = 5.0  # how often the watch list is scanned
+    pending_check_s: float = 10.0  # between syncs of an attempt a payment is waiting on
+    late_auth_check_s: float = 30.0  # between syncs of an attempt the payment moved away from
+    late_auth_watch_s: float = 24 * 3600.0  # how long such an attempt is watched
+    void_backoff_s: float = 1.0  # first retry delay of a failed void; doubles each time
+    void_backoff_max_s: float = 300.0
+    routing_poll_s: float = 1.0  # how often a worker checks the active routing version
+    config_poll_s: float = 2.0  # how often the config file's mtime is checked (with --config)
 
 
 class DemoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -55,10 +70,6 @@ class DemoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     merchant_id: str = "demo"
     api_key: str = ""
-
-
-class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    default_order: list[str] = msgspec.field(default_factory=list)
 
 
 class ConnectorEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -94,7 +105,11 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
     payments: PaymentsConfig = msgspec.field(default_factory=PaymentsConfig)
-    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
+    reconciler: ReconcilerConfig = msgspec.field(default_factory=ReconcilerConfig)
+    # The `[routing]` table as written: compiled by paymux.gateway.routing (the routing engine's
+    # config, or the legacy `default_order` list); kept raw so that it can be stored per version
+    # and hot-reloaded.
+    routing: dict[str, Any] = msgspec.field(default_factory=dict)
     demo: DemoConfig | None = None
     admin_api_key: str = ""
     connectors: list[ConnectorEntry] = msgspec.field(default_factory=list)
@@ -126,9 +141,13 @@ def config_from_dict(raw: dict[str, Any]) -> GatewayConfig:
     names = [c.name for c in config.connectors]
     if len(set(names)) != len(names):
         raise ConfigError("connector names must be unique")
-    unknown = [n for n in config.routing.default_order if n not in names]
-    if unknown:
-        raise ConfigError(f"routing.default_order names unknown connectors: {unknown}")
+    from paymux.gateway.routing import RoutingCompileError, compile_routing
+
+    if names or config.routing:  # a config without connectors (keys CLI) routes nowhere
+        try:
+            compile_routing(config.routing, names)
+        except RoutingCompileError as exc:
+            raise ConfigError(f"invalid [routing]: {exc}") from exc
     return config
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paymux import metrics
 from paymux.connectors.base import (
@@ -27,6 +27,9 @@ from paymux.gateway import schemas
 from paymux.gateway.config import GatewayConfig
 from paymux.gateway.errors import ApiError, invalid, not_found
 from paymux.gateway.routing import Router
+
+if TYPE_CHECKING:
+    from paymux.gateway.reconciler import Reconciler
 from paymux.ids import new_id
 from paymux.logs import log
 from paymux.money import is_known_currency
@@ -83,6 +86,7 @@ class PaymentService:
         self.connectors = connectors
         self.router = router
         self.policy = policy
+        self.reconciler: Reconciler | None = None  # set by the app when it runs one
 
     # tokens
 
@@ -184,7 +188,7 @@ class PaymentService:
                 "No connector supports this payment (currency, brand, country)",
                 "payment_method",
             )
-        payment.routing = {"rule": plan.rule, "strategy": plan.strategy, "order": plan.connectors}
+        payment.routing = self.router.record(plan)  # rule, strategy, order, estimates, version
         await self.store.create_payment(
             payment,
             new_token,
@@ -216,7 +220,9 @@ class PaymentService:
             name = remaining.pop(0)
             seq += 1
             connector = self.connectors[name]
-            attempt, result = await self._attempt(payment, connector, card, seq, description)
+            attempt, result, reached_psp = await self._attempt(
+                payment, connector, card, seq, description
+            )
             attempts.append(attempt)
             status = result.status
             if status in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED):
@@ -237,6 +243,8 @@ class PaymentService:
                 payment.connector = name
                 payment.connector_reference = result.connector_reference
                 await self._finish(payment, attempt, "payment.pending")
+                if self.reconciler is not None and status is not AttemptStatus.REQUIRES_ACTION:
+                    await self.reconciler.watch(attempt, "pending")
                 return attempts
             decision = await self.policy.decide(
                 status,
@@ -249,6 +257,10 @@ class PaymentService:
                     elapsed_s=time.monotonic() - started,
                     deadline_s=budget.deadline_s,
                     remaining_candidates=list(remaining),
+                    connector=name,
+                    normalized_code=result.normalized_code,
+                    amount=payment.amount,
+                    currency=payment.currency,
                 ),
             )
             attempt.next_action = decision.reason
@@ -263,14 +275,27 @@ class PaymentService:
                     "raw_code": result.raw_code,
                 }
                 await self._finish(payment, attempt, "payment.failed")
+                if reached_psp and self.reconciler is not None:
+                    await self.reconciler.watch(attempt, "late_auth", "sync said not found")
                 return attempts
+            if decision.next_connector is not None and decision.next_connector in remaining:
+                remaining.remove(decision.next_connector)
+                remaining.insert(0, decision.next_connector)
             metrics.cascaded(name, remaining[0] if remaining else None, result.decline_class)
             await self.store.finish_attempt(
                 attempt,
                 None,
                 [_event(payment, "attempt.cascaded", time.time(), attempt_id=attempt.id,
-                        data={"reason": decision.reason})],
+                        data={"reason": decision.reason, "outcome": str(status),
+                              "decline_class": result.decline_class,
+                              "normalized_code": result.normalized_code,
+                              "next_connector": remaining[0] if remaining else None,
+                              "policy": getattr(self.policy, "name", type(self.policy).__name__)})],
             )
+            if reached_psp and self.reconciler is not None:
+                # The PSP said it never saw this attempt, but the request did go out: if an
+                # authorization surfaces later, the reconciler voids it.
+                await self.reconciler.watch(attempt, "late_auth", "sync said not found")
             if decision.delay_s > 0:
                 await asyncio.sleep(decision.delay_s)
         return attempts
@@ -282,7 +307,9 @@ class PaymentService:
         card: CardDetails,
         seq: int,
         description: str | None,
-    ) -> tuple[AttemptRecord, ConnectorResult]:
+    ) -> tuple[AttemptRecord, ConnectorResult, bool]:
+        """One attempt; the flag says the request may have reached the PSP although the final
+        result says it did not (an ambiguous answer that sync resolved as not found)."""
         now = time.time()
         attempt = AttemptRecord(
             id=new_id("att"),
@@ -320,8 +347,10 @@ class PaymentService:
             metadata=payment.metadata,
         )
         result = await connector.authorize(request)
+        reached_psp = False
         if result.status is AttemptStatus.FAILED and result.ambiguous:
             result = await self._sync_after_ambiguity(connector, attempt, result, request)
+            reached_psp = result.status is AttemptStatus.FAILED and not result.ambiguous
         self._record_result(attempt, result)
         self.router.observe(attempt, payment)
         metrics.attempt_finished(connector.name, attempt.status, attempt.normalized_code,
@@ -339,7 +368,7 @@ class PaymentService:
             latency_ms=attempt.latency_ms,
             ambiguous=attempt.ambiguous,
         )
-        return attempt, result
+        return attempt, result, reached_psp
 
     async def _sync_after_ambiguity(
         self,

@@ -1,53 +1,156 @@
-"""Which connectors a payment may go to, and in what order.
+"""The gateway's side of routing: payment records in, the routing engine's decisions out.
 
-The gateway's default: the configured order, filtered by each connector's declared capabilities.
-Rule-based and dynamic routing replace `plan` and `observe`; the payment flow does not change.
+`Router` is what the payment flow calls (`plan`, `fee`, `observe`); the decisions themselves are
+made by `paymux.routing.RoutingEngine` (rules → capability filter → priority / split / dynamic
+order, breakers). A hot reload swaps the compiled engine in one assignment and keeps its
+HealthBook, so live statistics and breaker states survive a new configuration.
 """
 
 from __future__ import annotations
 
-import msgspec
+import time
+from typing import Any
 
-from paymux.connectors.base import Connector
+from paymux.connectors.base import Capabilities, Connector
+from paymux.routing.config import RoutingConfig, RoutingConfigError
+from paymux.routing.engine import PaymentAttributes, RoutePlan, RoutingEngine, outcome_for
 from paymux.store.base import AttemptRecord, PaymentRecord
 
+__all__ = ["RoutePlan", "Router", "RoutingCompileError", "compile_routing", "attributes_of"]
 
-class RoutePlan(msgspec.Struct, kw_only=True):
-    connectors: list[str]  # in the order to try them
-    rule: str
-    strategy: str
+
+class RoutingCompileError(ValueError):
+    """A `[routing]` table that does not compile; the message names the field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def compile_routing(
+    raw: dict[str, Any], capabilities: dict[str, Capabilities] | list[str],
+    health: Any = None,
+) -> RoutingEngine:
+    """Decode, check and compile a `[routing]` table into an engine. Raises RoutingCompileError."""
+    if not isinstance(raw, dict):
+        raise RoutingCompileError("routing: the configuration must be a JSON object / TOML table")
+    caps = capabilities if isinstance(capabilities, dict) else {
+        n: Capabilities() for n in capabilities
+    }
+    try:
+        config = RoutingConfig.from_dict(raw)
+        return RoutingEngine(config, caps, health=health)
+    except RoutingConfigError as exc:
+        raise RoutingCompileError(str(exc), exc.field) from None
+    except (TypeError, ValueError) as exc:  # anything the Rust side refuses
+        raise RoutingCompileError(f"routing: {exc}") from None
+
+
+def attributes_of(payment: PaymentRecord) -> PaymentAttributes:
+    return PaymentAttributes(
+        payment_id=payment.id,
+        amount=payment.amount,
+        currency=payment.currency,
+        brand=payment.card_brand,
+        bin=payment.card_bin,
+        country=payment.billing_country,
+        merchant_id=payment.merchant_id,
+        metadata=payment.metadata,
+    )
 
 
 class Router:
-    def __init__(self, connectors: dict[str, Connector], default_order: list[str]) -> None:
+    def __init__(
+        self, connectors: dict[str, Connector], raw: dict[str, Any] | list[str] | None = None,
+        version: int | None = None,
+    ) -> None:
         self.connectors = connectors
-        self.default_order = default_order or list(connectors)
+        self.capabilities = {name: c.capabilities for name, c in connectors.items()}
+        if raw is None or isinstance(raw, list):  # the old signature: a default order
+            raw = {"default_order": list(raw or [])}
+        # (engine, raw config, version) swapped as one tuple: a reader never sees a mix.
+        self._active: tuple[RoutingEngine, dict[str, Any], int | None] = (
+            compile_routing(raw, self.capabilities), raw, version,
+        )
 
-    def eligible(self, payment: PaymentRecord, names: list[str]) -> list[str]:
-        return [
-            n
-            for n in names
-            if n in self.connectors
-            and self.connectors[n].capabilities.supports(
-                method="card",
-                brand=payment.card_brand,
-                currency=payment.currency,
-                country=payment.billing_country,
-            )
-        ]
+    @property
+    def engine(self) -> RoutingEngine:
+        return self._active[0]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self._active[1]
+
+    @property
+    def version(self) -> int | None:
+        return self._active[2]
+
+    # hot reload
+
+    def compile(self, raw: dict[str, Any]) -> RoutingEngine:
+        """Compile a candidate configuration against the live HealthBook; nothing changes."""
+        return compile_routing(raw, self.capabilities, health=self.engine.health)
+
+    def swap(self, engine: RoutingEngine, raw: dict[str, Any], version: int | None) -> None:
+        self._active = (engine, raw, version)
+
+    def reload(self, raw: dict[str, Any], version: int | None) -> None:
+        """Compile and swap in; on RoutingCompileError the old configuration stays."""
+        self.swap(self.compile(raw), raw, version)
+
+    # the payment flow
 
     def plan(self, payment: PaymentRecord, pinned: str | None = None) -> RoutePlan:
         if pinned is not None:
-            return RoutePlan(connectors=self.eligible(payment, [pinned]), rule="pinned",
-                             strategy="pinned")
-        return RoutePlan(
-            connectors=self.eligible(payment, self.default_order), rule="default",
-            strategy="priority",
-        )
+            caps = self.capabilities.get(pinned)
+            ok = caps is not None and caps.supports(
+                method="card", brand=payment.card_brand, currency=payment.currency,
+                country=payment.billing_country,
+            )
+            return RoutePlan(connectors=[pinned] if ok else [], rule="pinned", strategy="pinned",
+                             eligible=[pinned] if ok else [],
+                             excluded={} if ok else {pinned: "capability"})
+        return self.engine.plan(attributes_of(payment), time.time())
+
+    def record(self, plan: RoutePlan) -> dict[str, Any]:
+        """The routing decision as stored on the payment and in its `payment.created` event."""
+        out: dict[str, Any] = {
+            "rule": plan.rule,
+            "strategy": plan.strategy,
+            "order": plan.connectors,
+            "version": self.version,
+        }
+        if plan.excluded:
+            out["excluded"] = plan.excluded
+        if plan.estimates:
+            out["estimates"] = [
+                {"connector": e.connector, "approval": round(e.approval, 4), "fee": e.fee,
+                 "expected_value": round(e.expected_value, 2), "samples": e.samples,
+                 "segment": e.segment, "breaker": e.breaker, "explored": e.explored,
+                 "probe": e.probe}
+                for e in plan.estimates
+            ]
+        return out
 
     def fee(self, connector: str, payment: PaymentRecord) -> int | None:
         """The PSP's fee for this payment in minor units, when a fee table is configured."""
-        return None
+        if connector not in self.engine.config.fees:
+            return None
+        return self.engine.fee(connector, attributes_of(payment))
 
     def observe(self, attempt: AttemptRecord, payment: PaymentRecord) -> None:
         """Feed one attempt's outcome to the health windows (dynamic routing, breakers)."""
+        outcome = outcome_for(attempt.status, attempt.decline_class, attempt.normalized_code)
+        if outcome is None:
+            return
+        self.engine.observe(attempt.connector, attributes_of(payment), outcome,
+                            attempt.latency_ms or 0.0, time.time())
+
+    def breaker_states(self) -> dict[str, str]:
+        return self.engine.breaker_states(time.time())
+
+    def explain(self, attrs: PaymentAttributes) -> dict[str, Any]:
+        out = self.engine.explain(attrs, time.time())
+        out["version"] = self.version
+        out["fees_configured"] = sorted(self.engine.config.fees)
+        return out

@@ -136,6 +136,32 @@ class EventRecord(msgspec.Struct, kw_only=True):
     id: int | None = None
 
 
+class RoutingVersion(msgspec.Struct, kw_only=True):
+    """One routing configuration as it was stored; exactly one version is active at a time."""
+
+    version: int
+    config: dict[str, Any]  # the `[routing]` table, as JSON
+    created_at: float
+    source: str  # "config" (the file), "admin" (PUT /admin/routing), "rollback"
+    active: bool = False
+
+
+class ReconcileWatch(msgspec.Struct, kw_only=True):
+    """An attempt the reconciler keeps syncing until its PSP-side state is settled."""
+
+    attempt_id: str
+    payment_id: str
+    merchant_id: str
+    kind: str  # "pending": the payment waits on it; "late_auth": the payment moved on
+    next_check_at: float
+    until: float  # stop watching after this (state becomes "expired")
+    state: str = "open"  # open, resolved, voided, expired
+    checks: int = 0
+    note: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
 class IdempotencyState(enum.StrEnum):
     NEW = "new"  # this request owns the key now
     IN_PROGRESS = "in_progress"  # another request with this key is running
@@ -194,6 +220,9 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def find_api_key(self, key_hash: str) -> ApiKey | None: ...
+
+    @abc.abstractmethod
+    async def list_api_keys(self, merchant_id: str) -> list[ApiKey]: ...
 
     # tokens
     @abc.abstractmethod
@@ -294,3 +323,44 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def list_refunds(self, payment_id: str) -> list[RefundRecord]: ...
+
+    # routing versions (hot reload) and the reconciler's watch list. Not abstract: a backend
+    # without them runs with the file's routing config and no background reconciliation.
+    async def routing_versions(self) -> list[RoutingVersion]:
+        raise NotImplementedError
+
+    async def get_routing_version(self, version: int) -> RoutingVersion | None:
+        raise NotImplementedError
+
+    async def active_routing_version(self) -> RoutingVersion | None:
+        raise NotImplementedError
+
+    async def active_routing_version_id(self) -> int | None:
+        """Cheap enough to poll every second from every worker."""
+        raise NotImplementedError
+
+    async def add_routing_version(
+        self, config: dict[str, Any], source: str, now: float, activate: bool = True,
+        unless_active_equals: bool = False,
+    ) -> RoutingVersion:
+        """Store a new version (made the active one if ``activate``). With
+        ``unless_active_equals``, an active version with the same config is returned instead, in
+        the same transaction: several workers reloading one file store it once."""
+        raise NotImplementedError
+
+    async def activate_routing_version(self, version: int) -> RoutingVersion | None:
+        """Make ``version`` the only active one; None if it does not exist."""
+        raise NotImplementedError
+
+    async def watch_attempt(self, watch: ReconcileWatch) -> None:
+        """Add (or re-open) an attempt on the reconciler's watch list."""
+        raise NotImplementedError
+
+    async def due_watches(self, now: float, limit: int = 100) -> list[ReconcileWatch]:
+        raise NotImplementedError
+
+    async def update_watch(self, watch: ReconcileWatch) -> None:
+        raise NotImplementedError
+
+    async def list_watches(self, payment_id: str) -> list[ReconcileWatch]:
+        raise NotImplementedError

@@ -152,4 +152,37 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX payments_outcome ON payments (id, status, amount)",
         ],
     ),
+    (
+        3,
+        [
+            # Every routing configuration the gateway ever ran, JSON as compiled; one row active.
+            # Workers poll the active version id and swap their engine when it changes.
+            """CREATE TABLE routing_versions (
+                version INTEGER PRIMARY KEY AUTOINCREMENT,
+                config TEXT NOT NULL,
+                created_at REAL NOT NULL,
+                source TEXT NOT NULL,
+                active INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX routing_versions_active ON routing_versions (active) WHERE active = 1",
+            # The reconciler's work list: attempts whose PSP-side state is not known for sure.
+            # kind 'pending': the payment waits on this attempt; 'late_auth': the payment moved on
+            # to another PSP and this attempt must never end up holding funds.
+            """CREATE TABLE reconcile_watch (
+                attempt_id TEXT PRIMARY KEY REFERENCES attempts(id),
+                payment_id TEXT NOT NULL,
+                merchant_id TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL DEFAULT 'open',
+                checks INTEGER NOT NULL DEFAULT 0,
+                next_check_at REAL NOT NULL,
+                until REAL NOT NULL,
+                note TEXT,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE INDEX reconcile_watch_due ON reconcile_watch (next_check_at) "
+            "WHERE state = 'open'",
+        ],
+    ),
 ]

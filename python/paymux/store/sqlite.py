@@ -29,7 +29,9 @@ from paymux.store.base import (
     Merchant,
     PaymentFilter,
     PaymentRecord,
+    ReconcileWatch,
     RefundRecord,
+    RoutingVersion,
     Store,
     TokenRecord,
 )
@@ -275,6 +277,11 @@ class SqliteStore(Store):
     async def find_api_key(self, key_hash: str) -> ApiKey | None:
         return self._one(
             ApiKey, "SELECT * FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,)
+        )
+
+    async def list_api_keys(self, merchant_id: str) -> list[ApiKey]:
+        return self._many(
+            ApiKey, "SELECT * FROM api_keys WHERE merchant_id = ? ORDER BY created_at", (merchant_id,)
         )
 
     # tokens
@@ -531,10 +538,117 @@ class SqliteStore(Store):
     async def pending_refunds(self) -> list[RefundRecord]:
         return self._many(RefundRecord, "SELECT * FROM refunds WHERE status = 'pending'", ())
 
+    # routing versions
+
+    def _routing_rows(self, where: str, params: tuple[Any, ...]) -> list[RoutingVersion]:
+        assert self._reader is not None, "store is not open"
+        rows = self._reader.execute(
+            f"SELECT * FROM routing_versions {where} ORDER BY version", params
+        ).fetchall()
+        return [_routing_version(r) for r in rows]
+
+    async def routing_versions(self) -> list[RoutingVersion]:
+        return self._routing_rows("", ())
+
+    async def get_routing_version(self, version: int) -> RoutingVersion | None:
+        found = self._routing_rows("WHERE version = ?", (version,))
+        return found[0] if found else None
+
+    async def active_routing_version(self) -> RoutingVersion | None:
+        found = self._routing_rows("WHERE active = 1", ())
+        return found[0] if found else None
+
+    async def active_routing_version_id(self) -> int | None:
+        assert self._reader is not None, "store is not open"
+        row = self._reader.execute("SELECT version FROM routing_versions WHERE active = 1").fetchone()
+        return None if row is None else int(row[0])
+
+    async def add_routing_version(
+        self, config: dict[str, Any], source: str, now: float, activate: bool = True,
+        unless_active_equals: bool = False,
+    ) -> RoutingVersion:
+        text = _json_encode(config, order="sorted").decode()
+
+        def op(conn: sqlite3.Connection) -> RoutingVersion:
+            if unless_active_equals:
+                row = conn.execute("SELECT * FROM routing_versions WHERE active = 1").fetchone()
+                if row is not None and row["config"] == text:
+                    return _routing_version(row)
+            if activate:
+                conn.execute("UPDATE routing_versions SET active = 0 WHERE active = 1")
+            cur = conn.execute(
+                "INSERT INTO routing_versions (config, created_at, source, active) "
+                "VALUES (?, ?, ?, ?)",
+                (text, now, source, int(activate)),
+            )
+            return RoutingVersion(version=int(cur.lastrowid or 0), config=config, created_at=now,
+                                  source=source, active=activate)
+
+        return await self._write(op)
+
+    async def activate_routing_version(self, version: int) -> RoutingVersion | None:
+        def op(conn: sqlite3.Connection) -> RoutingVersion | None:
+            row = conn.execute(
+                "SELECT * FROM routing_versions WHERE version = ?", (version,)
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("UPDATE routing_versions SET active = 0 WHERE active = 1")
+            conn.execute("UPDATE routing_versions SET active = 1 WHERE version = ?", (version,))
+            found = _routing_version(row)
+            found.active = True
+            return found
+
+        return await self._write(op)
+
+    # the reconciler's watch list
+
+    async def watch_attempt(self, watch: ReconcileWatch) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            row = _to_row(watch)
+            conn.execute(
+                "INSERT OR REPLACE INTO reconcile_watch (" + ", ".join(row) + ") VALUES ("
+                + ", ".join(f":{c}" for c in row) + ")",
+                row,
+            )
+
+        await self._write(op)
+
+    async def due_watches(self, now: float, limit: int = 100) -> list[ReconcileWatch]:
+        return self._many(
+            ReconcileWatch,
+            "SELECT * FROM reconcile_watch WHERE state = 'open' AND next_check_at <= ? "
+            "ORDER BY next_check_at LIMIT ?",
+            (now, limit),
+        )
+
+    async def update_watch(self, watch: ReconcileWatch) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE reconcile_watch SET state = ?, checks = ?, next_check_at = ?, note = ?, "
+                "updated_at = ? WHERE attempt_id = ?",
+                (watch.state, watch.checks, watch.next_check_at, watch.note, watch.updated_at,
+                 watch.attempt_id),
+            )
+
+        await self._write(op)
+
+    async def list_watches(self, payment_id: str) -> list[ReconcileWatch]:
+        return self._many(
+            ReconcileWatch, "SELECT * FROM reconcile_watch WHERE payment_id = ? ORDER BY created_at",
+            (payment_id,),
+        )
+
     def read_connection(self) -> sqlite3.Connection:
         """The read connection, for analytics queries run off the event loop."""
         assert self._reader is not None, "store is not open"
         return self._reader
+
+
+def _routing_version(row: sqlite3.Row) -> RoutingVersion:
+    return RoutingVersion(version=row["version"], config=_json_decode(row["config"]),
+                          created_at=row["created_at"], source=row["source"],
+                          active=bool(row["active"]))
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,296 @@
+"""The reconciler: settles attempts whose PSP-side state paymux does not know, in the background.
+
+It works through the store's watch list (``reconcile_watch``), one row per attempt:
+
+- ``pending``: the payment is ``processing`` and waits on this attempt (its answer was lost, or
+  the PSP said pending). Synced every ``pending_check_s`` until the PSP says something final:
+  authorized → the payment becomes requires_capture/succeeded; declined or not found → the
+  payment fails. A not-found is not proof (Stripe's search lags writes), so the attempt then stays
+  watched as ``late_auth``.
+- ``late_auth``: the payment went elsewhere (or failed) after this attempt looked unanswered. If
+  the PSP later shows an authorization for it, nobody will ever capture it: it is voided (a
+  capture is refunded), retried with exponential back-off until the PSP accepts, and recorded on
+  the attempt (``next_action``) and as an ``attempt.late_authorization_voided`` event.
+
+Every worker runs one; the watch rows are claimed by pushing ``next_check_at`` forward before the
+PSP call, so two workers rarely sync the same attempt at once (and a double sync or void is
+harmless: PSP calls are idempotent by reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from paymux.connectors.base import ConnectorResult, RefundRequest, SyncRequest, VoidRequest
+from paymux.gateway.config import ReconcilerConfig
+from paymux.logs import log
+from paymux.outcomes import AttemptStatus
+from paymux.store.base import (
+    AttemptRecord,
+    Conflict,
+    EventRecord,
+    PaymentRecord,
+    PaymentStatus,
+    ReconcileWatch,
+)
+
+if TYPE_CHECKING:
+    from paymux.gateway.payments import PaymentService
+
+_HOLDS = (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED)
+
+
+def _event(payment: PaymentRecord, type_: str, **kw: object) -> EventRecord:
+    return EventRecord(payment_id=payment.id, merchant_id=payment.merchant_id, type=type_,
+                       created_at=time.time(), **kw)  # type: ignore[arg-type]
+
+
+class Reconciler:
+    def __init__(self, service: PaymentService, config: ReconcilerConfig) -> None:
+        self.service = service
+        self.store = service.store
+        self.connectors = service.connectors
+        self.config = config
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    # lifecycle
+
+    def start(self) -> None:
+        if self.config.enabled and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="paymux-reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    def poke(self) -> None:
+        """Run a pass now rather than at the next interval."""
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must survive a bad pass
+                log("reconciler_pass_failed", logging.ERROR, error_type=type(exc).__name__,
+                    error=str(exc)[:200])
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.config.interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    # watch list
+
+    async def watch(self, attempt: AttemptRecord, kind: str, note: str | None = None) -> None:
+        now = time.time()
+        delay = self.config.pending_check_s if kind == "pending" else self.config.late_auth_check_s
+        await self.store.watch_attempt(ReconcileWatch(
+            attempt_id=attempt.id, payment_id=attempt.payment_id, merchant_id=attempt.merchant_id,
+            kind=kind, next_check_at=now + delay, until=now + self.config.late_auth_watch_s,
+            note=note, created_at=now, updated_at=now,
+        ))
+
+    async def run_once(self) -> int:
+        """One pass over the due watch rows; returns how many were checked."""
+        now = time.time()
+        due = await self.store.due_watches(now)
+        for watch in due:
+            # Claim it first: another worker's pass skips it until this check is done.
+            watch.next_check_at = now + max(self.config.interval_s * 4, 5.0)
+            watch.updated_at = now
+            await self.store.update_watch(watch)
+        checked = 0
+        for watch in due:
+            try:
+                await self._check(watch)
+            except Exception as exc:  # noqa: BLE001 - one bad row never blocks the others
+                log("reconcile_check_failed", logging.ERROR, attempt_id=watch.attempt_id,
+                    error_type=type(exc).__name__, error=str(exc)[:200])
+                self._reschedule(watch, self.config.late_auth_check_s, f"error: {exc}"[:200])
+                await self.store.update_watch(watch)
+            checked += 1
+        return checked
+
+    def _reschedule(self, watch: ReconcileWatch, delay: float, note: str | None = None) -> None:
+        now = time.time()
+        watch.checks += 1
+        watch.updated_at = now
+        watch.next_check_at = now + delay
+        if note is not None:
+            watch.note = note
+        if watch.state == "open" and now >= watch.until:
+            watch.state = "expired"
+
+    async def _attempt_of(self, watch: ReconcileWatch) -> tuple[AttemptRecord | None,
+                                                                 PaymentRecord | None]:
+        payment = await self.store.get_payment(watch.merchant_id, watch.payment_id)
+        if payment is None:
+            return None, None
+        for attempt in await self.store.list_attempts(payment.id):
+            if attempt.id == watch.attempt_id:
+                return attempt, payment
+        return None, payment
+
+    async def _sync(self, attempt: AttemptRecord) -> ConnectorResult | None:
+        connector = self.connectors.get(attempt.connector)
+        if connector is None:
+            return None
+        return await connector.sync(SyncRequest(
+            reference=attempt.reference, connector_reference=attempt.connector_reference,
+            amount=attempt.amount, currency=attempt.currency))
+
+    async def _check(self, watch: ReconcileWatch) -> None:
+        attempt, payment = await self._attempt_of(watch)
+        if attempt is None or payment is None:
+            watch.state = "expired"
+            watch.note = "attempt or payment not found"
+            watch.updated_at = time.time()
+            await self.store.update_watch(watch)
+            return
+        if watch.kind == "pending":
+            await self._check_pending(watch, attempt, payment)
+        else:
+            await self._check_late(watch, attempt, payment)
+        await self.store.update_watch(watch)
+
+    # kind "pending": the payment waits on this attempt
+
+    async def _check_pending(
+        self, watch: ReconcileWatch, attempt: AttemptRecord, payment: PaymentRecord
+    ) -> None:
+        if payment.status != PaymentStatus.PROCESSING or payment.connector != attempt.connector:
+            # Settled some other way (webhook, restart recovery): keep an eye on the attempt only.
+            watch.kind = "late_auth"
+            if attempt.status in _HOLDS and payment.connector_reference == \
+                    attempt.connector_reference:
+                watch.state = "resolved"
+            self._reschedule(watch, 0.0, f"payment is {payment.status}")
+            return
+        result = await self._sync(attempt)
+        if result is None:
+            self._reschedule(watch, self.config.pending_check_s, "connector not configured")
+            return
+        if result.status is AttemptStatus.FAILED and result.ambiguous or result.status in (
+            AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION
+        ):
+            self._reschedule(watch, self.config.pending_check_s, f"sync: {result.status}")
+            return
+        service = self.service
+        before = payment.status
+        service._record_result(attempt, result)
+        if result.status in _HOLDS:
+            attempt.next_action = "reconciled:authorized"
+            service._apply_authorization(payment, attempt, result)
+            event = "payment.reconciled"
+            watch.state = "resolved"
+        else:
+            not_found = result.status is AttemptStatus.NOT_FOUND
+            attempt.status = AttemptStatus.FAILED if not_found else result.status
+            attempt.next_action = f"reconciled:{result.status}"
+            payment.status = PaymentStatus.FAILED
+            payment.error = {
+                "type": "api_error" if not_found else "card_error",
+                "code": result.normalized_code or ("not_processed" if not_found else "declined"),
+                "decline_class": result.decline_class,
+                "message": "The PSP has no approved payment for this attempt."
+                if not_found else (result.raw_message or "The payment was declined."),
+                "raw_code": result.raw_code,
+            }
+            event = "payment.reconciled"
+            # A not-found can be a lagging index: keep watching so a late authorization is voided.
+            watch.kind = "late_auth"
+        payment.updated_at = time.time()
+        try:
+            await self.store.transition_payment(
+                payment, (before,),
+                [_event(payment, event, from_status=before, to_status=payment.status,
+                        attempt_id=attempt.id,
+                        data={"sync": str(result.status), "reason": attempt.next_action})],
+            )
+        except Conflict:
+            self._reschedule(watch, 0.0, "payment changed meanwhile")
+            return
+        await self.store.finish_attempt(attempt, None, [])
+        log("payment_reconciled", payment_id=payment.id, attempt_id=attempt.id,
+            connector=attempt.connector, outcome=str(result.status), to_status=payment.status)
+        self._reschedule(watch, self.config.late_auth_check_s, f"sync: {result.status}")
+
+    # kind "late_auth": the payment does not rely on this attempt
+
+    async def _check_late(
+        self, watch: ReconcileWatch, attempt: AttemptRecord, payment: PaymentRecord
+    ) -> None:
+        if payment.connector_reference is not None and \
+                payment.connector_reference == attempt.connector_reference and \
+                payment.connector == attempt.connector:
+            watch.state = "resolved"  # this attempt is the payment's own authorization
+            self._reschedule(watch, 0.0, "the payment's own authorization")
+            return
+        result = await self._sync(attempt)
+        if result is None:
+            self._reschedule(watch, self.config.late_auth_check_s, "connector not configured")
+            return
+        if result.status in (AttemptStatus.VOIDED, AttemptStatus.DECLINED, AttemptStatus.REFUNDED):
+            watch.state = "resolved"
+            self._reschedule(watch, 0.0, f"sync: {result.status}")
+            return
+        if result.status not in _HOLDS:
+            self._reschedule(watch, self.config.late_auth_check_s, f"sync: {result.status}")
+            return
+        await self._release(watch, attempt, payment, result)
+
+    async def _release(
+        self, watch: ReconcileWatch, attempt: AttemptRecord, payment: PaymentRecord,
+        found: ConnectorResult,
+    ) -> None:
+        connector = self.connectors[attempt.connector]
+        reference = f"{attempt.reference}_release"  # idempotent across retries and workers
+        connector_reference = found.connector_reference or attempt.connector_reference or ""
+        amount = found.amount or attempt.amount
+        captured = found.status is AttemptStatus.CAPTURED
+        if captured:
+            result = await connector.refund(RefundRequest(
+                reference=reference, connector_reference=connector_reference, amount=amount,
+                currency=attempt.currency))
+            ok = result.status in (AttemptStatus.REFUNDED, AttemptStatus.PENDING)
+        else:
+            result = await connector.void(VoidRequest(
+                reference=reference, connector_reference=connector_reference, amount=amount,
+                currency=attempt.currency))
+            ok = result.status in (AttemptStatus.VOIDED, AttemptStatus.PENDING)
+        if not ok:
+            delay = min(self.config.void_backoff_s * 2 ** watch.checks,
+                        self.config.void_backoff_max_s)
+            log("late_authorization_release_failed", logging.WARNING, payment_id=payment.id,
+                attempt_id=attempt.id, connector=attempt.connector, outcome=str(result.status),
+                retry_in_s=delay)
+            watch.until = max(watch.until, time.time() + delay + 1)  # never give up on funds held
+            self._reschedule(watch, delay, f"release failed: {result.status}; retrying")
+            return
+        kind = "late_capture_refunded" if captured else "late_authorization_voided"
+        attempt.status = AttemptStatus.REFUNDED if captured else AttemptStatus.VOIDED
+        attempt.connector_reference = connector_reference
+        attempt.next_action = kind
+        attempt.updated_at = time.time()
+        await self.store.finish_attempt(attempt, None, [
+            _event(payment, f"attempt.{kind}", attempt_id=attempt.id,
+                   data={"connector": attempt.connector, "connector_reference": connector_reference,
+                         "amount": amount, "payment_status": payment.status,
+                         "release_reference": reference})
+        ])
+        log(kind, payment_id=payment.id, attempt_id=attempt.id, connector=attempt.connector,
+            amount=amount)
+        watch.state = "voided"
+        self._reschedule(watch, 0.0, kind)
