@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("paymux.sandbox.server", "run the PSP simulator (Stripe, Adyen, Checkout.com)"),
     "keys": ("paymux.gateway.keys_cli", "create and list merchants' API keys"),
     "report": ("paymux.report", "analytics across all PSPs as terminal tables"),
+    "demo": ("paymux.demo", "a minute of live traffic with a PSP outage, then the dashboard"),
 }
 
 
