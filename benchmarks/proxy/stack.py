@@ -214,7 +214,12 @@ def start_gateway(
     proc = spawn(
         name, [PYTHON, "-m", "paymux.cli", "serve", "--config", str(config)], workdir, cpus, env
     )
-    wait_http(f"http://127.0.0.1:{port}/health", proc=proc.popen)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc=proc.popen)
+    except RuntimeError as exc:
+        proc.stop()
+        tail = proc.log_path.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{exc}; its log ends with:\n{tail}") from None
     if workers > 1:  # every worker binds its own socket: wait until all answer
         deadline = time.monotonic() + 20
         while len(children(proc.pid)) < workers and time.monotonic() < deadline:
