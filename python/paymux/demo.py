@@ -163,6 +163,7 @@ class Stats:
     server_cascades: float = 0.0
     server_recovered: float = 0.0
     outage_window: tuple[float, float] | None = None  # as it really happened, traffic-relative
+    traffic_ended: float | None = None  # traffic-relative, when the last payment was sent
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -441,6 +442,7 @@ class Demo:
                 continue
             i += 1
             self._spawn(self.payment(i))
+        self.stats.traffic_ended = self.stats.now()
 
     async def _until(self, t: float) -> bool:
         """Sleep until traffic-relative time t; False if the demo was stopped first."""
@@ -665,6 +667,9 @@ def summary(demo: Demo) -> dict[str, Any]:
         "events": [{"t": round(t, 2), "event": e} for t, e in s.events],
         "psps": {},
     }
+    start, end = s.outage_window or demo.plan.outage
+    stop = s.traffic_ended if s.traffic_ended is not None else demo.args.duration
+    seconds = {"before": start, "outage": end - start, "after": max(0.0, stop - end)}
     totals_by_phase: dict[str, int] = defaultdict(int)
     for name in _psp_names(demo):
         for phase, v in s.phases[name].items():
@@ -677,6 +682,8 @@ def summary(demo: Demo) -> dict[str, Any]:
             "approval_rate": ps.approved / ps.attempts if ps.attempts else None,
             "p50_ms": _p50(ps.latencies),
             "phases": {ph: {**s.phases[name][ph],
+                            "attempts_per_s": (s.phases[name][ph]["attempts"] / seconds[ph]
+                                               if seconds[ph] > 0 else None),
                             "share_of_approvals": (s.phases[name][ph]["approved"]
                                                    / totals_by_phase[ph]
                                                    if totals_by_phase[ph] else None)}
@@ -690,20 +697,20 @@ def print_summary(demo: Demo, result: dict[str, Any], console: Any) -> None:
 
     t = Table(title="paymux demo: per PSP", title_justify="left")
     for col in ("PSP", "attempts", "approved", "approval", "technical fails",
-                "failovers recovered", "p50 ms", "approvals before outage", "during", "after"):
+                "failovers recovered", "p50 ms", "attempts/s before · outage · after",
+                "share of approvals before · outage · after"):
         t.add_column(col, justify="left" if col == "PSP" else "right")
     for name, p in result["psps"].items():
-        ph = p["phases"]
-
-        def share(x: dict[str, Any]) -> str:
-            return f"{x['approved']} ({_pct(x['share_of_approvals'])})"
+        ph = [p["phases"][x] for x in ("before", "outage", "after")]
+        rates = " · ".join("–" if x["attempts_per_s"] is None else f"{x['attempts_per_s']:.1f}"
+                           for x in ph)
+        shares = " · ".join(_pct(x["share_of_approvals"]) for x in ph)
 
         label = f"{name} (down)" if name == demo.plan.outage_psp else (
             f"{name} (degraded)" if name == demo.plan.degrade_psp else name)
         t.add_row(label, str(p["attempts"]), str(p["approved"]), _pct(p["approval_rate"]),
                   str(p["failed"]), str(p["recovered"]),
-                  "–" if p["p50_ms"] is None else f"{p['p50_ms']:.0f}",
-                  share(ph["before"]), share(ph["outage"]), share(ph["after"]))
+                  "–" if p["p50_ms"] is None else f"{p['p50_ms']:.0f}", rates, shares)
     console.print(t)
     r = result
     decided = r["approved"] + r["declined"] + r["errors"]
@@ -723,7 +730,7 @@ def print_summary(demo: Demo, result: dict[str, Any], console: Any) -> None:
         + f"; end-to-end p50 {p50}\n"
         + (f"outage of {r['outage']['psp']}: {window[0]:.1f}s to {window[1]:.1f}s; "
            if window else "the outage did not run; ")
-        + "approvals columns count payments by when they were sent (share of all approvals)",
+        + "the before/outage/after columns count payments by when they were sent",
         highlight=False,
     )
     if r["followup_failures"]:
