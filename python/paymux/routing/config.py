@@ -66,14 +66,18 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     window_seconds: float = 60.0
     bucket_seconds: float = 1.0
-    count_window: int = 200
+    # 500, not the core's 200: at 200 the estimate of a segment's incumbent PSP wobbles by ~2
+    # points, enough to hand a segment to a close competitor (benchmarks/bench_routing.py).
+    count_window: int = 500
     breaker_consecutive_failures: int = 5
     breaker_failure_rate: float = 0.5
     breaker_min_volume: int = 20
-    breaker_open_seconds: float = 2.0
-    # Caps the exponential back-off: a PSP that recovers waits at most this long for its probes.
+    breaker_open_seconds: float = 5.0
+    # Caps the exponential back-off (5, 10, 15, 15... s): a PSP that recovers waits at most this
+    # long for its probes (the core's 60 s would keep it away for up to a minute).
     breaker_max_open_seconds: float = 15.0
-    breaker_half_open_probes: int = 3
+    # Probes handed out per half-open period; 2 keeps a dead PSP's probes under 1% of traffic.
+    breaker_half_open_probes: int = 2
 
     def build(self) -> _core.HealthBook:
         return _core.HealthBook(**msgspec.structs.asdict(self))

@@ -32,6 +32,8 @@ __all__ = [
 
 _FALLTHROUGH_NAME = FALLTHROUGH["connectors"][0]
 _MISSING = "?"  # a segment value for an attribute the payment does not have
+#: Where cascaded attempts are recorded: seen by the breaker and by metrics, not by the estimator.
+CASCADE_SEGMENT = "cascade"
 
 
 class PaymentAttributes(msgspec.Struct, kw_only=True):
@@ -336,11 +338,26 @@ class RoutingEngine:
         return probes + closed
 
     def observe(
-        self, connector: str, attrs: PaymentAttributes, outcome: str, latency_ms: float, now: float
+        self,
+        connector: str,
+        attrs: PaymentAttributes,
+        outcome: str,
+        latency_ms: float,
+        now: float,
+        *,
+        attempt: int = 1,
     ) -> None:
         """Record one attempt's outcome (the `_core` vocabulary, see `outcome_for`) at every
-        segment level; the connector's breaker counts it once."""
-        self.health.record(connector, self.segments(attrs), outcome, latency_ms, now)
+        segment level; the connector's breaker counts it once.
+
+        `attempt` is the attempt's number within its payment. A cascaded attempt (2, 3, ...) sees
+        only cards another PSP just soft-declined, which are likelier to be declined again: it
+        would bias the fallback PSP's approval estimate down. It feeds the breaker and the
+        monitoring-only segment "cascade", never the estimator's segments."""
+        if attempt > 1:
+            self.health.record(connector, CASCADE_SEGMENT, outcome, latency_ms, now)
+        else:
+            self.health.record(connector, self.segments(attrs), outcome, latency_ms, now)
 
     def breaker_states(self, now: float) -> dict[str, str]:
         return {c: self.health.breaker_state(c, now) for c in self.capabilities}
