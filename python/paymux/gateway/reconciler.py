@@ -242,6 +242,12 @@ class Reconciler:
         if result is None:
             self._reschedule(watch, self.config.late_auth_check_s, "connector not configured")
             return
+        if result.status in (AttemptStatus.VOIDED, AttemptStatus.REFUNDED) and \
+                (watch.note or "").startswith("release failed"):
+            # Our void (or refund) went through although its answer did not come back.
+            await self._record_release(watch, attempt, payment, result,
+                                       result.status is AttemptStatus.REFUNDED)
+            return
         if result.status in (AttemptStatus.VOIDED, AttemptStatus.DECLINED, AttemptStatus.REFUNDED):
             watch.state = "resolved"
             self._reschedule(watch, 0.0, f"sync: {result.status}")
@@ -279,6 +285,18 @@ class Reconciler:
             watch.until = max(watch.until, time.time() + delay + 1)  # never give up on funds held
             self._reschedule(watch, delay, f"release failed: {result.status}; retrying")
             return
+        await self._record_release(watch, attempt, payment, result, captured,
+                                   connector_reference, amount)
+
+    async def _record_release(
+        self, watch: ReconcileWatch, attempt: AttemptRecord, payment: PaymentRecord,
+        result: ConnectorResult, captured: bool, connector_reference: str | None = None,
+        amount: int | None = None,
+    ) -> None:
+        connector_reference = connector_reference or result.connector_reference or \
+            attempt.connector_reference
+        amount = amount or attempt.amount
+        reference = f"{attempt.reference}_release"
         kind = "late_capture_refunded" if captured else "late_authorization_voided"
         attempt.status = AttemptStatus.REFUNDED if captured else AttemptStatus.VOIDED
         attempt.connector_reference = connector_reference

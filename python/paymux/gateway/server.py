@@ -14,6 +14,7 @@ import uvloop
 from aiohttp import web
 
 from paymux import logs
+from paymux.gateway.admin_routing import ROUTING_ADMIN
 from paymux.gateway.app import build_gateway
 from paymux.gateway.config import ConfigError, GatewayConfig, load_config, load_secrets
 
@@ -47,8 +48,10 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve_forever(config: GatewayConfig, sock: socket.socket) -> None:
-    app = build_gateway(config, load_secrets(config.vault))
+async def serve_forever(
+    config: GatewayConfig, sock: socket.socket, config_path: str | None = None
+) -> None:
+    app = build_gateway(config, load_secrets(config.vault), config_path=config_path)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.SockSite(runner, sock)
@@ -57,27 +60,29 @@ async def serve_forever(config: GatewayConfig, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP: re-read the config file's [routing] (a bad file is logged; the old config stays).
+    loop.add_signal_handler(signal.SIGHUP, app[ROUTING_ADMIN].trigger_reload)
     await stop.wait()
     await runner.cleanup()
 
 
-def _worker(config: GatewayConfig) -> None:
+def _worker(config: GatewayConfig, config_path: str | None = None) -> None:
     # Each worker binds its own SO_REUSEPORT socket: the kernel spreads connections across them.
     logs.configure(config.server.log_level)
-    uvloop.run(serve_forever(config, _bind(config.server.host, config.server.port)))
+    uvloop.run(serve_forever(config, _bind(config.server.host, config.server.port), config_path))
 
 
-def run(config: GatewayConfig) -> int:
+def run(config: GatewayConfig, config_path: str | None = None) -> int:
     logs.configure(config.server.log_level)
     os.makedirs(os.path.dirname(config.storage.path) or ".", exist_ok=True)
     load_secrets(config.vault)  # create the key file once, before workers race to do it
     print(f"paymux gateway on http://{config.server.host}:{config.server.port} "
           f"({config.server.workers} worker(s))", file=sys.stderr, flush=True)
     if config.server.workers <= 1:
-        _worker(config)
+        _worker(config, config_path)
         return 0
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker, args=(config,), daemon=False)
+    procs = [ctx.Process(target=_worker, args=(config, config_path), daemon=False)
              for _ in range(config.server.workers)]
     for p in procs:
         p.start()
@@ -89,6 +94,7 @@ def run(config: GatewayConfig) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)  # every worker re-reads the file; it is stored once
     for p in procs:
         p.join()
     return 0
@@ -101,4 +107,4 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"paymux serve: {exc}", file=sys.stderr)
         return 2
-    return run(config)
+    return run(config, args.config)

@@ -1,0 +1,181 @@
+"""The real sandbox and the real gateway on loopback ports, an optional lagging proxy in front of
+the sandbox's Stripe, and a check after every test that paymux's records and the PSPs' ledger
+agree: no payment holds two authorizations, and no authorization is unknown to paymux."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from paymux import logs
+from paymux.gateway.app import build_gateway, new_api_key_secret, register_api_key
+from paymux.gateway.config import config_from_dict, load_secrets
+from paymux.gateway.http import STORE
+from paymux.sandbox.app import build_app as build_sandbox
+from paymux.store.base import Merchant
+from tests.gateway.conftest import Gateway, gateway_config, start_app
+
+ADMIN_KEY = "adm_test_failover_key"
+
+
+class SearchLagProxy:
+    """Forwards everything to the sandbox's Stripe, but makes `/v1/payment_intents/search` behave
+    like real Stripe's, whose index lags writes ("up to a minute", Stripe's docs): an intent
+    created less than `lag_s` ago is not found yet. With `down_s`, searches for such intents fail
+    with a 503 instead (the lookup itself is unavailable for a while)."""
+
+    def __init__(self, upstream: str, lag_s: float = 0.0, down_s: float = 0.0) -> None:
+        self.upstream = upstream
+        self.lag_s = lag_s
+        self.down_s = down_s
+        self.seen: dict[str, float] = {}  # idempotency key (our attempt reference) -> first sent
+        self.hidden = 0
+        self.session: aiohttp.ClientSession | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        assert self.session is not None
+        body = await request.read()
+        key = request.headers.get("Idempotency-Key")
+        if request.method == "POST" and request.path.endswith("/v1/payment_intents") and key:
+            self.seen.setdefault(key, time.monotonic())
+        if request.path.endswith("/v1/payment_intents/search"):
+            query = request.query.get("query", "")
+            for ref, at in self.seen.items():
+                age = time.monotonic() - at
+                if f"'{ref}'" in query:
+                    if age < self.down_s:
+                        return web.json_response({"error": {"type": "api_error"}}, status=503)
+                    if age < self.lag_s:
+                        self.hidden += 1
+                        return web.json_response({"object": "search_result", "data": [],
+                                                  "has_more": False, "url": request.path})
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "content-length", "transfer-encoding")}
+        try:
+            async with self.session.request(request.method, self.upstream + request.path_qs,
+                                            data=body, headers=headers) as upstream:
+                data = await upstream.read()
+                return web.Response(status=upstream.status, body=data,
+                                    content_type=upstream.content_type)
+        except aiohttp.ClientError:  # the sandbox dropped the connection: so do we
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=502)
+
+
+@pytest.fixture
+async def gw(tmp_path: Path, request: pytest.FixtureRequest):
+    """The gateway with an admin key and a fast reconciler. Markers: `gateway_config(**sections)`,
+    `sandbox_scenario(scenario)`, `stripe_search_lag(lag_s=..., down_s=...)`."""
+    marker = request.node.get_closest_marker("gateway_config")
+    overrides: dict[str, Any] = {
+        "admin_api_key": ADMIN_KEY,
+        "reconciler": {"interval_s": 0.1, "pending_check_s": 0.3, "late_auth_check_s": 0.3,
+                       "void_backoff_s": 0.1, "routing_poll_s": 0.2},
+        "payments": {"sync_timeout_s": 1.0},
+    }
+    for section, values in (marker.kwargs if marker else {}).items():
+        if isinstance(values, dict) and isinstance(overrides.get(section), dict):
+            overrides[section] = {**overrides[section], **values}
+        else:
+            overrides[section] = values
+    scenario_marker = request.node.get_closest_marker("sandbox_scenario")
+    scenario = scenario_marker.args[0] if scenario_marker else None
+    lag_marker = request.node.get_closest_marker("stripe_search_lag")
+    log_stream = io.StringIO()
+    logs.configure("debug", log_stream)
+    sandbox_runner, sandbox_port = await start_app(build_sandbox(scenario, seed=7))
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    raw = gateway_config(tmp_path, sandbox_port, **overrides)
+    for c in raw["connectors"]:
+        c["timeout_s"] = 1.0
+    proxy = proxy_runner = None
+    if lag_marker is not None:
+        proxy = SearchLagProxy(sandbox_url, **lag_marker.kwargs)
+        proxy.session = aiohttp.ClientSession()
+        proxy_runner, proxy_port = await start_app(proxy.app())
+        raw["connectors"][0]["base_url"] = f"http://127.0.0.1:{proxy_port}/stripe"
+    config = config_from_dict(raw)
+    app = build_gateway(config, load_secrets(config.vault))
+    runner, port = await start_app(app)
+    store = app[STORE]
+    keys = {}
+    for merchant in ("m_alpha", "m_beta"):
+        await store.ensure_merchant(Merchant(id=merchant, name=merchant, created_at=0.0))
+        keys[merchant] = new_api_key_secret()
+        await register_api_key(store, merchant, keys[merchant])
+    session = aiohttp.ClientSession()
+    gateway = Gateway(url=f"http://127.0.0.1:{port}", sandbox_url=sandbox_url, keys=keys,
+                      db_path=tmp_path / "paymux.db", app=app, log=log_stream, session=session,
+                      extra={"proxy": proxy})
+    try:
+        yield gateway
+        if not getattr(request.node, "skip_ledger_check", False):
+            await asyncio.sleep(0.05)
+            reconcile_with_ledger(gateway.db_path, await gateway.ledger())
+    finally:
+        await session.close()
+        await runner.cleanup()
+        if proxy_runner is not None:
+            await proxy_runner.cleanup()
+            assert proxy is not None and proxy.session is not None
+            await proxy.session.close()
+        await sandbox_runner.cleanup()
+        logging.getLogger("paymux").handlers.clear()
+
+
+def _holds(p: dict[str, Any]) -> bool:
+    if not p["authorized"] or p["voided"]:
+        return False
+    if p["captured"]:
+        return p["refunded"] < p["captured"]
+    return p["released"] < p["authorized"]
+
+
+def reconcile_with_ledger(db_path: Path, ledger: dict[str, Any]) -> dict[str, Any]:
+    """paymux's payments and attempts against what the PSPs hold; AssertionError on a mismatch."""
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        attempts = {r["reference"]: dict(r) for r in conn.execute("SELECT * FROM attempts")}
+        payments = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM payments")}
+    finally:
+        conn.close()
+    held: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for psp, book in ledger["psps"].items():
+        for p in book["payments"]:
+            attempt = attempts.get(p["reference"])
+            assert attempt is not None, f"{psp} has a payment paymux never attempted: {p['id']}"
+            assert attempt["connector"] == psp
+            if _holds(p):
+                held.setdefault(attempt["payment_id"], []).append((psp, p))
+    for payment_id, holds in held.items():
+        assert len(holds) == 1, f"{payment_id} holds funds at {len(holds)} PSPs: {holds}"
+        psp, p = holds[0]
+        payment = payments[payment_id]
+        assert payment["status"] in ("requires_capture", "succeeded"), (payment_id, payment["status"], p)
+        assert payment["connector"] == psp and payment["connector_reference"] == p["id"]
+    for payment_id, payment in payments.items():
+        if payment["status"] in ("requires_capture", "succeeded"):
+            assert payment_id in held, f"{payment_id} is {payment['status']} but no PSP holds it"
+    return {"payments": len(payments), "held": len(held)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stripe_search_lag(lag_s, down_s): Stripe search lags")
+    config.addinivalue_line("markers", "gateway_config(**sections): override gateway config")
+    config.addinivalue_line("markers", "sandbox_scenario(scenario): run the sandbox with it")
