@@ -14,8 +14,8 @@ import msgspec
 from paymux import _core
 
 __all__ = [
-    "SEGMENT_FIELDS",
     "REGIONS",
+    "SEGMENT_FIELDS",
     "DynamicConfig",
     "FeeRule",
     "HealthConfig",
@@ -30,7 +30,35 @@ SEGMENT_FIELDS = frozenset(
 )
 
 _EU = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
+    [
+        "AT",
+        "BE",
+        "BG",
+        "HR",
+        "CY",
+        "CZ",
+        "DK",
+        "EE",
+        "FI",
+        "FR",
+        "DE",
+        "GR",
+        "HU",
+        "IE",
+        "IT",
+        "LV",
+        "LT",
+        "LU",
+        "MT",
+        "NL",
+        "PL",
+        "PT",
+        "RO",
+        "SK",
+        "SI",
+        "ES",
+        "SE",
+    ]
 )
 #: Named issuer-country regions a fee rule may use.
 REGIONS: dict[str, frozenset[str]] = {
@@ -57,7 +85,12 @@ class DynamicConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     seed: int | None = None  # fixed seed: reproducible exploration (tests, simulations)
     # Finest first; a level is a list of payment attributes, [] is the whole traffic.
     segment_levels: list[list[str]] = msgspec.field(
-        default_factory=lambda: [["brand", "country", "currency"], ["brand", "country"], ["brand"], []]
+        default_factory=lambda: [
+            ["brand", "country", "currency"],
+            ["brand", "country"],
+            ["brand"],
+            [],
+        ]
     )
 
 
@@ -126,7 +159,9 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         """Check everything that does not need the connector list (the engine checks names)."""
         d = self.dynamic
         if not 0.0 <= d.exploration <= 1.0:
-            raise RoutingConfigError("dynamic.exploration", f"must be in [0, 1], got {d.exploration}")
+            raise RoutingConfigError(
+                "dynamic.exploration", f"must be in [0, 1], got {d.exploration}"
+            )
         if d.min_samples < 1:
             raise RoutingConfigError("dynamic.min_samples", f"must be >= 1, got {d.min_samples}")
         if not 0.0 < d.prior_approval < 1.0:
@@ -155,7 +190,8 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     raise RoutingConfigError(where, "percent_bps and fixed must be >= 0")
                 if rule.region is not None and rule.region.upper() not in REGIONS:
                     raise RoutingConfigError(
-                        f"{where}.region", f"unknown region {rule.region!r}; one of {sorted(REGIONS)}"
+                        f"{where}.region",
+                        f"unknown region {rule.region!r}; one of {sorted(REGIONS)}",
                     )
                 for key in ("brand", "country", "currency"):
                     if getattr(rule, key) == []:
@@ -165,9 +201,7 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         # Compile the rule sets once here so errors surface at load time with their names.
         compile_rules(self.rules, self.default, self.default_order, self.utc_offset_minutes, "")
         for merchant, m in self.merchants.items():
-            compile_rules(
-                m.rules, m.default, [], self.utc_offset_minutes, f"merchants.{merchant}."
-            )
+            compile_rules(m.rules, m.default, [], self.utc_offset_minutes, f"merchants.{merchant}.")
 
 
 def _field_of(exc: msgspec.ValidationError) -> str | None:

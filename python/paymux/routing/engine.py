@@ -8,6 +8,7 @@ left out, never all candidates). `observe` feeds every attempt's outcome into th
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import msgspec
@@ -51,7 +52,7 @@ class PaymentAttributes(msgspec.Struct, kw_only=True):
     method: str = "card"
 
 
-class CandidateEstimate(msgspec.Struct):
+class CandidateEstimate(msgspec.Struct, gc=False):
     """How the selector judged one candidate (see docs/routing-rules.md, Selection)."""
 
     connector: str
@@ -93,6 +94,21 @@ def outcome_for(status: str, decline_class: str | None, normalized_code: str | N
     return None
 
 
+def _evaluate(rules: _core.RuleSet, attrs: PaymentAttributes, now: float) -> Any:
+    return rules.evaluate(
+        currency=attrs.currency,
+        amount=attrs.amount,
+        brand=attrs.brand,
+        card_type=attrs.card_type,
+        bin=attrs.bin,
+        country=attrs.country,
+        merchant_id=attrs.merchant_id,
+        metadata=attrs.metadata or None,
+        now=now,
+        payment_id=attrs.payment_id,
+    )
+
+
 def _estimate(e: Any) -> CandidateEstimate:
     return CandidateEstimate(
         e.connector,
@@ -125,7 +141,9 @@ class _RuleSets:
         self.global_rules = rules
         self.merchants: dict[str, tuple[_core.RuleSet, bool]] = {}
         for merchant, m in config.merchants.items():
-            rs = compile_rules(m.rules, m.default, [], config.utc_offset_minutes, f"merchants.{merchant}.")
+            rs = compile_rules(
+                m.rules, m.default, [], config.utc_offset_minutes, f"merchants.{merchant}."
+            )
             assert rs is not None
             self.merchants[merchant] = (rs, m.default is not None)
         known = set(names)
@@ -134,7 +152,9 @@ class _RuleSets:
         ]:
             unknown = [c for c in rs.connector_names() if c not in known and c != _FALLTHROUGH_NAME]
             if unknown:
-                raise RoutingConfigError(where, f"unknown connectors {unknown}; configured: {names}")
+                raise RoutingConfigError(
+                    where, f"unknown connectors {unknown}; configured: {names}"
+                )
 
 
 class RoutingEngine:
@@ -153,7 +173,9 @@ class RoutingEngine:
         self._rules = _RuleSets(config, names)
         for connector in config.fees:
             if connector not in self.capabilities:
-                raise RoutingConfigError(f"fees.{connector}", f"unknown connector; configured: {names}")
+                raise RoutingConfigError(
+                    f"fees.{connector}", f"unknown connector; configured: {names}"
+                )
         self.health: _core.HealthBook = health if health is not None else config.health.build()
         d = config.dynamic
         self._selector = _core.Selector(
@@ -186,6 +208,10 @@ class RoutingEngine:
                 compiled.append((r.percent_bps, r.fixed, brands, countries, _upper_set(r.currency)))
             self._fees[connector] = compiled
         self._filter_cache: dict[tuple[Any, ...], tuple[list[str], dict[str, str]]] = {}
+        fields = sorted({name for level in self._levels for name in level})
+        self._seg_key = operator.attrgetter(*fields) if fields else (lambda attrs: ())
+        self._seg_cache: dict[Any, list[str]] = {}
+        self._fee_cache: dict[tuple[Any, ...], tuple[int, int]] = {}
 
     def with_config(self, config: RoutingConfig) -> RoutingEngine:
         """A hot reload: new compiled rules and fees, the SAME HealthBook (live statistics and
@@ -196,6 +222,16 @@ class RoutingEngine:
 
     def segments(self, attrs: PaymentAttributes) -> list[str]:
         """The segment key of each level, finest first ("visa|DE|EUR", "visa|DE", "visa", "*")."""
+        key = self._seg_key(attrs)
+        hit = self._seg_cache.get(key)
+        if hit is None:
+            hit = self._build_segments(attrs)
+            if len(self._seg_cache) > 65536:
+                self._seg_cache.clear()
+            self._seg_cache[key] = hit
+        return hit
+
+    def _build_segments(self, attrs: PaymentAttributes) -> list[str]:
         out = []
         for level in self._levels:
             if not level:
@@ -203,25 +239,35 @@ class RoutingEngine:
                 continue
             parts = []
             for name in level:
-                if name == "brand":
-                    v = attrs.brand
-                    parts.append(v.lower() if v else _MISSING)
-                elif name == "country":
-                    v = attrs.country
-                    parts.append(v.upper() if v else _MISSING)
-                elif name == "currency":
-                    parts.append(attrs.currency.upper())
+                v = getattr(attrs, name)
+                if not v:
+                    parts.append(_MISSING)
+                elif name == "brand":
+                    parts.append(v.lower())
+                elif name in ("country", "currency"):
+                    parts.append(v.upper())
                 else:
-                    v = getattr(attrs, name)
-                    parts.append(v if v else _MISSING)
+                    parts.append(v)
             out.append("|".join(parts))
         return out
 
     def fee(self, connector: str, attrs: PaymentAttributes) -> int:
         """The PSP's fee for this payment in minor units (first matching fee rule; 0 without)."""
+        key = (connector, attrs.brand, attrs.country, attrs.currency)
+        price = self._fee_cache.get(key)
+        if price is None:
+            price = self._price(connector, attrs)
+            if len(self._fee_cache) > 65536:
+                self._fee_cache.clear()
+            self._fee_cache[key] = price
+        bps, fixed = price
+        return (attrs.amount * bps + 5000) // 10000 + fixed if bps else fixed
+
+    def _price(self, connector: str, attrs: PaymentAttributes) -> tuple[int, int]:
+        """(percent_bps, fixed) of the first fee rule of `connector` matching the payment."""
         rules = self._fees.get(connector)
         if not rules:
-            return 0
+            return (0, 0)
         brand = attrs.brand.lower() if attrs.brand else None
         country = attrs.country.upper() if attrs.country else None
         currency = attrs.currency.upper()
@@ -232,33 +278,23 @@ class RoutingEngine:
                 continue
             if currencies is not None and currency not in currencies:
                 continue
-            return (attrs.amount * bps + 5000) // 10000 + fixed
-        return 0
+            return (bps, fixed)
+        return (0, 0)
 
     def _decide(self, attrs: PaymentAttributes, now: float) -> tuple[str, str, list[str]]:
-        kwargs = {
-            "currency": attrs.currency,
-            "amount": attrs.amount,
-            "brand": attrs.brand,
-            "card_type": attrs.card_type,
-            "bin": attrs.bin,
-            "country": attrs.country,
-            "merchant_id": attrs.merchant_id,
-            "metadata": attrs.metadata or None,
-            "now": now,
-            "payment_id": attrs.payment_id,
-        }
         merchant = attrs.merchant_id
         if merchant is not None and self._rules.merchants:
             entry = self._rules.merchants.get(merchant)
             if entry is not None:
-                d = entry[0].evaluate(**kwargs)
+                d = _evaluate(entry[0], attrs, now)
                 if d.rule != "default" or entry[1]:
                     return f"{merchant}:{d.rule}", d.strategy, d.connectors
-        d = self._rules.global_rules.evaluate(**kwargs)
+        d = _evaluate(self._rules.global_rules, attrs, now)
         return d.rule, d.strategy, d.connectors
 
-    def _eligible(self, attrs: PaymentAttributes, connectors: list[str]) -> tuple[list[str], dict[str, str]]:
+    def _eligible(
+        self, attrs: PaymentAttributes, connectors: list[str]
+    ) -> tuple[list[str], dict[str, str]]:
         key = (tuple(connectors), attrs.method, attrs.brand, attrs.currency, attrs.country)
         hit = self._filter_cache.get(key)
         if hit is not None:
@@ -278,7 +314,9 @@ class RoutingEngine:
                 excluded[c] = "capability:currency"
             elif brand is not None and caps.brands is not None and brand not in caps.brands:
                 excluded[c] = "capability:brand"
-            elif country is not None and caps.countries is not None and country not in caps.countries:
+            elif (
+                country is not None and caps.countries is not None and country not in caps.countries
+            ):
                 excluded[c] = "capability:country"
             else:
                 eligible.append(c)
@@ -294,9 +332,12 @@ class RoutingEngine:
         eligible, cap_excluded = self._eligible(attrs, candidates)
         excluded = dict(cap_excluded)
         if not eligible:
-            return RoutePlan(connectors=[], rule=rule, strategy=strategy, eligible=[], excluded=excluded)
+            return RoutePlan(
+                connectors=[], rule=rule, strategy=strategy, eligible=[], excluded=excluded
+            )
         if strategy == "dynamic":
-            fees = [self.fee(c, attrs) for c in eligible]
+            fee = self.fee
+            fees = [fee(c, attrs) for c in eligible]
             ranking = self._selector.rank(eligible, self.segments(attrs), attrs.amount, fees, now)
             order = ranking.order
             estimates = [_estimate(e) for e in ranking.estimates]
@@ -314,10 +355,16 @@ class RoutingEngine:
             )
         order = self._breaker_filter(eligible, excluded, now)
         return RoutePlan(
-            connectors=order, rule=rule, strategy=strategy, eligible=list(eligible), excluded=excluded
+            connectors=order,
+            rule=rule,
+            strategy=strategy,
+            eligible=list(eligible),
+            excluded=excluded,
         )
 
-    def _breaker_filter(self, eligible: list[str], excluded: dict[str, str], now: float) -> list[str]:
+    def _breaker_filter(
+        self, eligible: list[str], excluded: dict[str, str], now: float
+    ) -> list[str]:
         """Priority/split: keep the given order, drop open breakers, half-open ones with a probe
         slot go first; if that leaves nothing, everything (a payment always has somewhere to go)."""
         health = self.health
@@ -391,7 +438,11 @@ class RoutingEngine:
                     "breaker": e.breaker,
                 }
         for c in probes:
-            estimates[c] = {"fee": fees[c], "breaker": "half_open", "note": "probed first if a slot is free"}
+            estimates[c] = {
+                "fee": fees[c],
+                "breaker": "half_open",
+                "note": "probed first if a slot is free",
+            }
         if strategy == "dynamic":
             order = probes + ranked
             for c in rankable:

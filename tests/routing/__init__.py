@@ -1,0 +1,1 @@
+"""Tests of the routing engine (paymux.routing) and its configuration."""
