@@ -129,6 +129,7 @@ class PspStats:
     recovered: int = 0  # payments approved here after another PSP failed them (failover recovered)
     latencies: list[float] = field(default_factory=list)  # PSP round trips, ms
     recent: deque[tuple[float, bool, bool]] = field(default_factory=deque)  # (t, approved, failed)
+    per_second: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # approvals
 
 
 @dataclass
@@ -201,6 +202,8 @@ class Demo:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.stopping = asyncio.Event()
         self.degrade_saved: dict[str, Any] | None = None
+        self.down: set[str] = set()  # PSPs in an outage right now
+        self.degraded: set[str] = set()
         cards, weights = zip(*[((n, c, cur), w) for n, c, cur, w in CARDS], strict=True)
         self.cards, self.card_weights = list(cards), list(weights)
         self.decline_cards = [n for n, _ in DECLINE_CARDS]
@@ -292,6 +295,8 @@ class Demo:
             if a.get("latency_ms") is not None:
                 ps.latencies.append(float(a["latency_ms"]))
             ps.recent.append((s.now(), ok, failed and not ok))
+            if ok:
+                ps.per_second[int(s.now())] += 1
             ph = s.phases[a["connector"]][phase]
             ph["attempts"] += 1
             ph["approved"] += ok
@@ -464,11 +469,13 @@ class Demo:
         if not await self._sandbox("/_sandbox/outage", body):
             return
         began = self.stats.now()
+        self.down.add(psp)
         self.event(f"{psp} outage started (every request answers 5xx)")
         await self._until(end)
         ended = self.stats.now()  # before clearing: nothing sent before this saw it end
         await self._sandbox("/_sandbox/outage", {"psp": psp, "clear": True})
         self.stats.outage_window = (began, ended)
+        self.down.discard(psp)
         self.event(f"{psp} outage ended after {ended - began:.1f}s")
 
     async def degradation(self) -> None:
@@ -495,6 +502,7 @@ class Demo:
         self.degrade_saved = {"psps": {psp: {"default": saved,
                                              "segments": scenario["psps"][psp].get("segments",
                                                                                    [])}}}
+        self.degraded.add(psp)
         self.event(f"{psp} degraded: approvals down to 55%, answers ~900 ms")
         await self._until(end)
         await self.restore()
@@ -503,6 +511,7 @@ class Demo:
         if self.degrade_saved is not None:
             saved, self.degrade_saved = self.degrade_saved, None
             if await self._sandbox("/_sandbox/scenario", saved):
+                self.degraded.discard(self.plan.degrade_psp)
                 self.event(f"{self.plan.degrade_psp} recovered")
 
     async def watch_metrics(self) -> None:
@@ -587,6 +596,15 @@ def progress_line(demo: Demo) -> str:
             f"p50 {'–' if p50 is None else f'{p50:.0f}ms'}  | {psps}")
 
 
+SPARKS = "·▁▂▃▄▅▆▇█"  # "·": none at all (a space would let the table wrap the line)
+
+
+def _sparkline(values: list[int], peak: float) -> str:
+    """One character per second, scaled to `peak` (the target rate): the outage shows as a gap."""
+    top = len(SPARKS) - 1
+    return "".join(SPARKS[min(top, round(v / peak * top)) if v else 0] for v in values)
+
+
 BREAKER_STYLE = {"closed": "green", "half_open": "yellow", "open": "bold red"}
 
 
@@ -612,26 +630,38 @@ def live_view(demo: Demo) -> Any:
         ("   errors ", "dim"), (_pct(_error_rate(s)), "bold red" if s.errors else "bold"),
         ("   cascades ", "dim"), (f"{s.cascaded}", "bold"),
         (f" (recovered {s.recovered})", ""),
-        ("   p50 (5 s) ", "dim"), ("–" if p50 is None else f"{p50:.0f} ms", "bold"),
-        ("   captures ", "dim"), (f"{s.captures}", ""), ("  voids ", "dim"), (f"{s.voids}", ""),
-        ("  refunds ", "dim"), (f"{s.refunds}", ""),
-        ("  idempotent replays ", "dim"), (f"{s.replays}", ""),
+        ("   p50 end to end, last 5 s ", "dim"),
+        ("–" if p50 is None else f"{p50:.0f} ms", "bold"),
+    )
+    lifecycle = Text.assemble(
+        ("captures ", "dim"), (f"{s.captures}", ""), (f" ({s.partial_captures} partial)", "dim"),
+        ("   voids ", "dim"), (f"{s.voids}", ""), ("   refunds ", "dim"), (f"{s.refunds}", ""),
+        ("   idempotent replays ", "dim"), (f"{s.replays}", ""),
+        ("   retried after a 5xx ", "dim"), (f"{s.followup_retries}", ""),
     )
     t = Table(expand=False, title="per PSP", title_justify="left")
-    for col in ("PSP", "attempts", "approved", "approval", "failed (5xx)", "recovered here",
-                "last 5 s", "p50 PSP", "breaker"):
-        t.add_column(col, justify="left" if col in ("PSP", "breaker") else "right")
+    for col in ("PSP", "attempts", "approved", "approval", "5xx", "recovered here",
+                "ok/all 5 s", "approvals/s, 20 s", "p50 PSP", "breaker"):
+        if col.startswith("approvals/s"):
+            t.add_column(col, no_wrap=True, min_width=20)
+        else:
+            t.add_column(col, justify="left" if col in ("PSP", "breaker") else "right",
+                         no_wrap=col == "PSP")
+    now = int(s.now())
     for name in _psp_names(demo):
         ps = s.psps[name]
         n5, ok5 = recent.get(name, (0, 0))
         state = s.breakers.get(name, "?")
         label = name
-        if demo.stats.outage_window is None and demo.phase(s.now()) == "outage" \
-                and name == demo.plan.outage_psp and any("outage started" in e for _, e in s.events):
-            label = f"{name} [red](down)[/]"
+        if name in demo.down:
+            label = f"{name} [bold red](down)[/]"
+        elif name in demo.degraded:
+            label = f"{name} [yellow](degraded)[/]"
         t.add_row(label, str(ps.attempts), str(ps.approved),
                   _pct(ps.approved / ps.attempts if ps.attempts else None), str(ps.failed),
                   str(ps.recovered), f"{ok5}/{n5}",
+                  _sparkline([ps.per_second.get(sec, 0) for sec in range(now - 20, now)],
+                             peak=max(1.0, demo.args.rate)),
                   "–" if not ps.latencies else f"{statistics.median(ps.latencies[-500:]):.0f} ms",
                   f"[{BREAKER_STYLE.get(state, '')}]{state}[/]")
     events = Text()
@@ -643,7 +673,7 @@ def live_view(demo: Demo) -> Any:
     o, d = plan.outage, plan.degradation
     script = (f"script: {plan.outage_psp} down {o[0]:g}-{o[1]:g}s · "
               f"{plan.degrade_psp} degraded {d[0]:g}-{d[1]:g}s")
-    return Panel(Group(header, kpis, t, Panel(events or Text("(nothing yet)", style="dim"),
+    return Panel(Group(header, kpis, lifecycle, t, Panel(events or Text("(nothing yet)", style="dim"),
                                               title="events", title_align="left"),
                        Text(script, style="dim")),
                  title="paymux demo", title_align="left")
