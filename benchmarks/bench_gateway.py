@@ -2,14 +2,15 @@
 straight at the sandbox's Stripe endpoint, in one run; prints throughput, p50/p99 and the added
 latency (paymux - direct). Figures only: nothing here asserts a time.
 
-    .venv/bin/python benchmarks/bench_gateway.py [-n 2000] [-c 1,8] [--pin] [--baseline REF]
+    .venv/bin/python benchmarks/bench_gateway.py [-n 2000] [-c 1,8] [--pin] [--baseline REF] [--ref REF]
 
 Both targets run as subprocesses in a temp dir: the sandbox (`paymux sandbox`, default scenario,
 no simulated latency) and the gateway (embedded-default config with its own SQLite file, vault keys
 and demo merchant, pointing at that sandbox). The load generator is Python (aiohttp on uvloop,
 closed loop at a fixed concurrency), in this process. `--baseline REF` also starts a gateway
 from the `python/` tree of a git commit, so before/after figures come from one run on one
-machine state. Run `make build-prod` first.
+machine state; `--ref REF` runs the measured side from a commit too (other people's uncommitted
+edits in a shared working tree then stay out of the figures). Run `make build-prod` first.
 """
 
 from __future__ import annotations
@@ -183,6 +184,16 @@ def main() -> int:
         metavar="GIT_REF",
         help="also run a gateway from this commit's python/ tree (same run, same sandbox)",
     )
+    parser.add_argument(
+        "--baseline-log-level",
+        help="the baseline gateway's log level (default: --log-level); with --baseline set to the "
+        "same commit as --ref this measures what logging costs",
+    )
+    parser.add_argument(
+        "--ref",
+        metavar="GIT_REF",
+        help="run the `paymux` side from this commit's python/ tree instead of the working tree",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -195,8 +206,11 @@ def main() -> int:
         procs: list[Proc] = [sandbox]
         try:
             gw_cpus = "0" if args.pin else None
+            env = None
+            if args.ref:
+                env = {"PYTHONPATH": str(export_tree(args.ref, work / "paymux"))}
             gateway, port = start_gateway(
-                work / "paymux", sandbox_port, gw_cpus, log_level=args.log_level
+                work / "paymux", sandbox_port, gw_cpus, log_level=args.log_level, env=env
             )
             procs.append(gateway)
             sides: dict[str, tuple[str, Proc | None]] = {
@@ -210,7 +224,7 @@ def main() -> int:
                     work / "baseline",
                     sandbox_port,
                     gw_cpus,
-                    log_level=args.log_level,
+                    log_level=args.baseline_log_level or args.log_level,
                     env={"PYTHONPATH": str(tree)},
                 )
                 procs.append(base)
@@ -228,7 +242,9 @@ def main() -> int:
     print("\n(target: added p50 <= 1 ms at moderate load, one worker)")
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"n": args.n, "baseline": args.baseline, "runs": results}, indent=2)
+            json.dumps(
+                {"n": args.n, "ref": args.ref, "baseline": args.baseline, "runs": results}, indent=2
+            )
         )
     return 0
 
