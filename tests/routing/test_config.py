@@ -5,7 +5,6 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-
 from paymux.routing import RoutingConfig, RoutingConfigError
 
 EXAMPLE = """

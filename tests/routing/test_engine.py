@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from paymux.connectors.base import Capabilities
 from paymux.outcomes import AttemptStatus, DeclineClass
 from paymux.routing import (
