@@ -140,8 +140,11 @@ def test_demo_runs_fails_over_through_the_outage_and_serves_the_dashboard(tmp_pa
     others_during = sum(p["phases"]["outage"]["approved"] for n, p in r["psps"].items()
                         if n != "stripe")
     assert others_during > 0, r["psps"]
-    assert stripe["after"]["approved"] > 0, stripe  # and it came back
     assert r["psps"]["stripe"]["failed"] > 0  # the 5xx it answered
+    # Its breaker opened, so paymux stopped sending it most of the traffic. (Whether it is back
+    # before a 6 s run ends depends on the breaker's open time, so that is not checked here.)
+    assert stripe["outage"]["attempts_per_s"] < 0.8 * stripe["before"]["attempts_per_s"], stripe
+    assert any(e["event"].startswith("breaker stripe") for e in r["events"]), r["events"]
     # The rest of a checkout's life went through too.
     assert r["captures"] > 0 and r["refunds"] > 0, r
     assert r["idempotent_replays"] > 0 and r["replay_mismatches"] == 0, r
