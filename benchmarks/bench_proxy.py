@@ -92,6 +92,19 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source_version() -> str:
+    """The commit measured, and whether the working tree's python/ differed from it."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
+        )
+        return out.stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "python")
+    return git("rev-parse", "--short", "HEAD") + (" (python/ modified)" if dirty else "")
+
+
 # -- the targets --------------------------------------------------------------------------------
 
 
@@ -265,10 +278,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
+        "source": source_version(),
         "pinned": args.pin,
         "duration_s": args.duration,
         "saturation": {},
         "fixed_rate": {},
+        "light_rate": {},
+        "light_rate_rps": args.light_rate,
     }
     if args.pin:
         os.sched_setaffinity(0, {1})  # the Python generator beside the sandbox
@@ -306,6 +322,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"generator lag p99 {r['lag_p99_ms']} ms",
                     flush=True,
                 )
+                if args.light_rate and name in ("direct", "paymux"):
+                    light = fixed_rate(target, args.light_rate, args.duration)
+                    report["light_rate"][name] = light
+                    print(
+                        f"light rate {name:<13} {args.light_rate} req/s: p50 "
+                        f"{light['p50_ms']:.3f} ms  p99 {light['p99_ms']:.3f} ms",
+                        flush=True,
+                    )
             finally:
                 target.stop()
         workers: dict[str, Any] = {}
@@ -340,6 +364,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             float(workers["2"]["rps"]) / float(workers["1"]["rps"]), 3
         ),
     }
+    light = report["light_rate"]
+    if "paymux" in light and "direct" in light:
+        ratios["added_p50_ms_at_light_rate"] = round(
+            light["paymux"]["p50_ms"] - light["direct"]["p50_ms"], 3
+        )
+        ratios["added_p99_ms_at_light_rate"] = round(
+            light["paymux"]["p99_ms"] - light["direct"]["p99_ms"], 3
+        )
     cpu = {name: rows[-1]["cpu_us_per_request"] for name, rows in sat.items()}
     front = {"nginx": "nginx", "bare_aiohttp": "bare_aiohttp", "paymux": "paymux"}
     ratios["paymux_vs_bare_aiohttp_cpu_per_request"] = round(
@@ -367,7 +399,7 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
     lines = [
         "# Proxy benchmark: direct vs nginx vs bare aiohttp vs paymux",
         "",
-        f"- date: {r['date']}",
+        f"- date: {r['date']}; source: {r.get('source', '?')}",
         (
             f"- machine: {m['nproc']} CPUs, {m['cpu_model']}, kernel {m['kernel']}, "
             f"Python {m['python']}; load average at start {m['load_average_at_start']} "
@@ -409,6 +441,19 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
             f"| {name} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} "
             f"| {row['ok']}/{row['sent']} | {row['lag_p99_ms']} |"
         )
+    if r.get("light_rate"):
+        lines += [
+            "",
+            f"Light load, same method, {r['light_rate_rps']} req/s:",
+            "",
+            "| target | p50 ms | p90 ms | p99 ms | ok/sent | generator lag p99 ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, row in r["light_rate"].items():
+            lines.append(
+                f"| {name} | {row['p50_ms']:.3f} | {row['p90_ms']:.3f} | {row['p99_ms']:.3f} "
+                f"| {row['ok']}/{row['sent']} | {row['lag_p99_ms']} |"
+            )
     lines += [
         "",
         "## Workers (paymux, unpinned, wrk -c" + str(r["workers"]["1"]["connections"]) + ")",
@@ -431,6 +476,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--connections", default="32,64", help="wrk connection counts")
+    parser.add_argument(
+        "--light-rate",
+        type=int,
+        default=100,
+        help="also measure direct and paymux at this fixed rate (0: skip)",
+    )
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
     parser.add_argument(
         "--out",
