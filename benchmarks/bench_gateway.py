@@ -6,7 +6,8 @@ latency (paymux - direct). Figures only: nothing here asserts a time.
 
 Both targets run as subprocesses in a temp dir: the sandbox (`paymux sandbox`, default scenario,
 no simulated latency) and the gateway (embedded-default config with its own SQLite file, vault keys
-and demo merchant, pointing at that sandbox). The load generator is Python (aiohttp on uvloop,
+and demo merchant, pointing at that sandbox; routing replaced by priority stripe, adyen, checkout
+so both sides do the same Stripe authorization). The load generator is Python (aiohttp on uvloop,
 closed loop at a fixed concurrency), in this process. `--baseline REF` also starts a gateway
 from the `python/` tree of a git commit, so before/after figures come from one run on one
 machine state; `--ref REF` runs the measured side from a commit too (other people's uncommitted
@@ -206,11 +207,14 @@ def main() -> int:
         procs: list[Proc] = [sandbox]
         try:
             gw_cpus = "0" if args.pin else None
-            env = None
-            if args.ref:
-                env = {"PYTHONPATH": str(export_tree(args.ref, work / "paymux"))}
+            ref_tree = export_tree(args.ref, work / "paymux") if args.ref else None
             gateway, port = start_gateway(
-                work / "paymux", sandbox_port, gw_cpus, log_level=args.log_level, env=env
+                work / "paymux",
+                sandbox_port,
+                gw_cpus,
+                log_level=args.log_level,
+                tree=ref_tree,
+                stripe_first=True,
             )
             procs.append(gateway)
             sides: dict[str, tuple[str, Proc | None]] = {
@@ -225,7 +229,8 @@ def main() -> int:
                     sandbox_port,
                     gw_cpus,
                     log_level=args.baseline_log_level or args.log_level,
-                    env={"PYTHONPATH": str(tree)},
+                    tree=tree,
+                    stripe_first=True,
                 )
                 procs.append(base)
                 sides["baseline"] = (f"http://127.0.0.1:{base_port}", base)

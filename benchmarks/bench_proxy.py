@@ -10,6 +10,8 @@ proxy.md and proxy.json. Nothing here asserts a time.
 - Latency at a fixed rate: an open-loop Python generator (benchmarks/proxy/loadgen.py: aiohttp on
   uvloop, requests sent on schedule whatever the answers do) at half of paymux's saturation rate
   (the highest of the wrk runs), the same rate for every target. wrk2 is not packaged in Debian.
+- paymux runs the embedded-default config with its routing replaced by priority stripe, adyen,
+  checkout, so its payments make the same Stripe call as the other targets.
 - Pinning (default): the proxy under test (nginx, the bare proxy or paymux) on CPU 0; the sandbox
   and the load generators on CPU 1. The 2-worker comparison runs unpinned, since both workers
   need both CPUs. Each target gets a fresh sandbox (an empty ledger).
@@ -164,7 +166,9 @@ class Target:
                 )
                 self.url = f"http://127.0.0.1:{port}/stripe/v1/payment_intents"
             else:
-                gateway, port = start_gateway(self.workdir, sandbox_port, cpu_front, workers)
+                gateway, port = start_gateway(
+                    self.workdir, sandbox_port, cpu_front, workers, stripe_first=True
+                )
                 self.stack.gateway, self.stack.gateway_port = gateway, port
                 self.procs["paymux"] = gateway
                 self.url = f"http://127.0.0.1:{port}/v1/payments"

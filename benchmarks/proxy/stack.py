@@ -144,15 +144,44 @@ def demo_key() -> str:
     return match.group(1)
 
 
-def _default_toml() -> str:
+def _default_toml(tree: Path | None = None) -> str:
+    if tree is not None:
+        return (tree / "paymux" / "gateway" / "default.toml").read_text()
     return files("paymux.gateway").joinpath("default.toml").read_text()
 
 
+STRIPE_FIRST = '[routing]\ndefault_order = ["stripe", "adyen", "checkout"]\n'
+
+
+def _replace_routing(text: str, routing: str) -> str:
+    """`text` with its [routing] tables (and their sub-tables) replaced by `routing`."""
+    out: list[str] = []
+    skipping = False
+    for line in text.splitlines(keepends=True):
+        header = line.strip()
+        if header.startswith("["):
+            name = header.strip("[]").strip()
+            skipping = name == "routing" or name.startswith("routing.")
+        if not skipping:
+            out.append(line)
+    return "".join(out).rstrip("\n") + "\n\n" + routing
+
+
 def gateway_config_text(
-    workdir: Path, port: int, sandbox_port: int, workers: int = 1, log_level: str = "info"
+    workdir: Path,
+    port: int,
+    sandbox_port: int,
+    workers: int = 1,
+    log_level: str = "info",
+    tree: Path | None = None,
+    stripe_first: bool = False,
 ) -> str:
-    """default.toml with this run's ports, files and worker count."""
-    text = _default_toml()
+    """default.toml (of the source `tree`, else the installed one) with this run's ports, files
+    and worker count; `stripe_first` replaces its routing with priority stripe, adyen, checkout,
+    so a gateway payment and a direct Stripe call do the same PSP work."""
+    text = _default_toml(tree)
+    if stripe_first:
+        text = _replace_routing(text, STRIPE_FIRST)
     text = text.replace("127.0.0.1:8090/", f"127.0.0.1:{sandbox_port}/")
     text = re.sub(r"^port = \d+", f"port = {port}", text, flags=re.MULTILINE)
     text = re.sub(r"^workers = \d+", f"workers = {workers}", text, flags=re.MULTILINE)
@@ -205,12 +234,16 @@ def start_gateway(
     workers: int = 1,
     log_level: str = "info",
     name: str = "gateway",
-    env: dict[str, str] | None = None,
+    tree: Path | None = None,
+    stripe_first: bool = False,
 ) -> tuple[Proc, int]:
-    """`paymux serve` on a free port; `env` can point PYTHONPATH at another source tree."""
+    """`paymux serve` on a free port; `tree` runs it from another source tree (a python/ dir)."""
     port = free_port()
     config = workdir / f"{name}.toml"
-    config.write_text(gateway_config_text(workdir, port, sandbox_port, workers, log_level))
+    config.write_text(
+        gateway_config_text(workdir, port, sandbox_port, workers, log_level, tree, stripe_first)
+    )
+    env = {"PYTHONPATH": str(tree)} if tree is not None else None
     proc = spawn(
         name, [PYTHON, "-m", "paymux.cli", "serve", "--config", str(config)], workdir, cpus, env
     )
