@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -45,6 +43,7 @@ from proxy.stack import (
     Proc,
     cpu_seconds,
     demo_key,
+    export_tree,
     start_gateway,
     start_sandbox,
 )
@@ -102,18 +101,6 @@ async def measure(
             results[name] = await run_side(name, make, pids, n, concurrency, warmup)
         out.append({name: results[name] for name in names})
     return out
-
-
-def export_tree(ref: str, dest: Path) -> Path:
-    """The `python/` tree of git `ref`, with the working tree's compiled extension beside it."""
-    root = HERE.parent
-    archive = subprocess.run(
-        ["git", "-C", str(root), "archive", ref, "python"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    for so in (root / "python" / "paymux").glob("_core*.so"):
-        shutil.copy2(so, dest / "python" / "paymux" / so.name)
-    return dest / "python"
 
 
 def report(args: argparse.Namespace, concurrency: int, rounds: list[dict[str, Result]]) -> dict:

@@ -58,6 +58,7 @@ from proxy.stack import (
     Proc,
     Stack,
     demo_key,
+    export_tree,
     free_port,
     pinned,
     spawn,
@@ -94,7 +95,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def source_version() -> str:
+def source_version(ref: str | None = None) -> str:
     """The commit measured, and whether the working tree's python/ differed from it."""
 
     def git(*args: str) -> str:
@@ -103,8 +104,12 @@ def source_version() -> str:
         )
         return out.stdout.strip()
 
+    if ref is not None:
+        return git("rev-parse", "--short", ref) + " (exported from git)"
     dirty = git("status", "--porcelain", "--", "python")
-    return git("rev-parse", "--short", "HEAD") + (" (python/ modified)" if dirty else "")
+    return git("rev-parse", "--short", "HEAD") + (
+        " (working tree, python/ modified)" if dirty else ""
+    )
 
 
 # -- the targets --------------------------------------------------------------------------------
@@ -113,7 +118,9 @@ def source_version() -> str:
 class Target:
     """One thing wrk talks to, in front of (or being) a fresh sandbox."""
 
-    def __init__(self, name: str, workdir: Path, pin: bool, workers: int = 1) -> None:
+    def __init__(
+        self, name: str, workdir: Path, pin: bool, workers: int = 1, tree: Path | None = None
+    ) -> None:
         self.name = name
         self.workdir = workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +174,7 @@ class Target:
                 self.url = f"http://127.0.0.1:{port}/stripe/v1/payment_intents"
             else:
                 gateway, port = start_gateway(
-                    self.workdir, sandbox_port, cpu_front, workers, stripe_first=True
+                    self.workdir, sandbox_port, cpu_front, workers, tree=tree, stripe_first=True
                 )
                 self.stack.gateway, self.stack.gateway_port = gateway, port
                 self.procs["paymux"] = gateway
@@ -282,7 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "command": " ".join(shlex.quote(a) for a in sys.argv),
-        "source": source_version(),
+        "source": source_version(args.ref),
         "pinned": args.pin,
         "duration_s": args.duration,
         "saturation": {},
@@ -295,8 +302,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     conns = [int(c) for c in args.connections.split(",")]
     sat: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="paymux-proxy-") as tmp:
+        tree = None
+        if args.ref:
+            (Path(tmp) / "src").mkdir()
+            tree = export_tree(args.ref, Path(tmp) / "src")
         for name in TARGETS:
-            target = Target(name, Path(tmp), args.pin)
+            target = Target(name, Path(tmp), args.pin, tree=tree)
             try:
                 sat[name] = []
                 wrk(target, conns[0], 2, args.pin)  # warm up connections and code paths
@@ -315,7 +326,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rate = round(paymux_sat / 2)
         report["fixed_rate_rps"] = rate
         for name in TARGETS:
-            target = Target(name, Path(tmp), args.pin)
+            target = Target(name, Path(tmp), args.pin, tree=tree)
             try:
                 uvloop.run(open_loop("warmup", target.make_request(), min(rate, 200), 1))
                 r = fixed_rate(target, rate, args.duration)
@@ -338,7 +349,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 target.stop()
         workers: dict[str, Any] = {}
         for n in (1, 2):
-            target = Target("paymux", Path(tmp) / f"w{n}", pin=False, workers=n)
+            target = Target("paymux", Path(tmp) / f"w{n}", pin=False, workers=n, tree=tree)
             try:
                 wrk(target, conns[-1], 2, False)
                 r = wrk(target, conns[-1], args.duration, False)
@@ -487,6 +498,11 @@ def main() -> int:
         help="also measure direct and paymux at this fixed rate (0: skip)",
     )
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="no taskset pinning")
+    parser.add_argument(
+        "--ref",
+        metavar="GIT_REF",
+        help="run paymux from this commit's python/ tree instead of the working tree",
+    )
     parser.add_argument(
         "--out",
         default=str(RESULTS / "proxy"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 
 PYTHON = sys.executable
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 DEMO_KEY_PATTERN = re.compile(r'^api_key = "(sk_test_[^"]+)"', re.MULTILINE)
 SANDBOX_STRIPE_KEY = "sk_test_paymux_sandbox"
 
@@ -280,3 +282,15 @@ def start_stack(
             stack.stop()
             raise
     return stack
+
+
+def export_tree(ref: str, dest: Path) -> Path:
+    """The `python/` tree of git `ref`, with the working tree's compiled extension beside it."""
+    root = ROOT
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", ref, "python"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    for so in (root / "python" / "paymux").glob("_core*.so"):
+        shutil.copy2(so, dest / "python" / "paymux" / so.name)
+    return dest / "python"
