@@ -6,8 +6,8 @@ import pytest
 
 from tests.failover.helpers import (
     attempt_rows,
-    eventually,
     events,
+    eventually,
     payment_body,
     sandbox_patch,
 )

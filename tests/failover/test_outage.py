@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from paymux.gateway.http import SERVICE
+
 from tests.failover.helpers import eventually, payment_body, sandbox_outage
 
 FAST_BREAKER = {"default_order": ["stripe", "adyen", "checkout"],

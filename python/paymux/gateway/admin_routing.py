@@ -188,8 +188,8 @@ class RoutingAdmin:
             doc = tomllib.loads(Path(self.config_path).read_text())
             raw = doc.get("routing", {})
             if not isinstance(raw, dict):
-                raise ValueError("[routing] must be a table")
-        except (OSError, ValueError) as exc:
+                raise TypeError("[routing] must be a table")
+        except (OSError, ValueError, TypeError) as exc:
             log("routing_config_rejected", logging.ERROR, source=why, error=str(exc)[:500])
             return None
         version = await self.adopt_file_config(raw, why)

@@ -32,7 +32,6 @@ from paymux.logs import log
 from paymux.store.base import ApiKey, Merchant, Store
 from paymux.store.sqlite import SqliteStore
 
-
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler", Reconciler)
 POLICY_ERRORS: web.AppKey[list[str]] = web.AppKey("policy_errors", list)
 

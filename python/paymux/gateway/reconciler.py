@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from paymux.gateway.payments import PaymentService
 
 _HOLDS = (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED)
+_LATE_AUTH_MAX_INTERVAL_S = 3600.0
 
 
 def _event(payment: PaymentRecord, type_: str, **kw: object) -> EventRecord:
@@ -253,7 +254,10 @@ class Reconciler:
             self._reschedule(watch, 0.0, f"sync: {result.status}")
             return
         if result.status not in _HOLDS:
-            self._reschedule(watch, self.config.late_auth_check_s, f"sync: {result.status}")
+            # Back off: an outage leaves many such attempts, and most never surface.
+            delay = min(self.config.late_auth_check_s * 2 ** min(watch.checks, 16),
+                        _LATE_AUTH_MAX_INTERVAL_S)
+            self._reschedule(watch, delay, f"sync: {result.status}")
             return
         await self._release(watch, attempt, payment, result)
 

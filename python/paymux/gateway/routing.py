@@ -12,11 +12,17 @@ import time
 from typing import Any
 
 from paymux.connectors.base import Capabilities, Connector
-from paymux.routing.config import RoutingConfig, RoutingConfigError
-from paymux.routing.engine import PaymentAttributes, RoutePlan, RoutingEngine, outcome_for
+from paymux.routing import (
+    PaymentAttributes,
+    RoutePlan,
+    RoutingConfig,
+    RoutingConfigError,
+    RoutingEngine,
+    outcome_for,
+)
 from paymux.store.base import AttemptRecord, PaymentRecord
 
-__all__ = ["RoutePlan", "Router", "RoutingCompileError", "compile_routing", "attributes_of"]
+__all__ = ["RoutePlan", "Router", "RoutingCompileError", "attributes_of", "compile_routing"]
 
 
 class RoutingCompileError(ValueError):
@@ -143,8 +149,10 @@ class Router:
         outcome = outcome_for(attempt.status, attempt.decline_class, attempt.normalized_code)
         if outcome is None:
             return
+        # Cascaded attempts (seq > 1) only see cards another PSP just declined: the engine keeps
+        # them out of the approval estimates and feeds them to the breaker only.
         self.engine.observe(attempt.connector, attributes_of(payment), outcome,
-                            attempt.latency_ms or 0.0, time.time())
+                            attempt.latency_ms or 0.0, time.time(), attempt=attempt.seq)
 
     def breaker_states(self) -> dict[str, str]:
         return self.engine.breaker_states(time.time())

@@ -181,8 +181,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 created_at REAL NOT NULL,
                 updated_at REAL NOT NULL
             )""",
-            "CREATE INDEX reconcile_watch_due ON reconcile_watch (next_check_at) "
-            "WHERE state = 'open'",
+            "CREATE INDEX reconcile_watch_due ON reconcile_watch (next_check_at) WHERE state = 'open'",
         ],
     ),
 ]
