@@ -84,8 +84,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="plain progress lines instead of the live view (CI, logs)")
     p.add_argument("--exit", action="store_true",
                    help="exit after the summary instead of serving the dashboard until Ctrl-C")
-    p.add_argument("--outage-psp", default="stripe", help="the PSP that goes down (stripe)")
-    p.add_argument("--degrade-psp", default="adyen", help="the PSP that degrades (adyen)")
+    p.add_argument("--outage-psp", default="auto",
+                   help="the PSP that goes down (auto: the one approving most at that moment)")
+    p.add_argument("--degrade-psp", default="auto",
+                   help="the PSP that degrades (auto: the busiest of the others at that moment)")
     p.add_argument("--scenario", default=str(DEMO_SCENARIO), help="sandbox scenario TOML")
     p.add_argument("--seed", type=int, default=0, help="traffic and sandbox seed (random)")
     p.add_argument("--data-dir", help="where the SQLite store and keys go (a temporary directory, "
@@ -94,7 +96,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0:
         p.error("--duration and --rate must be positive")
-    if args.outage_psp == args.degrade_psp:
+    if args.outage_psp == args.degrade_psp != "auto":
         p.error("--outage-psp and --degrade-psp must differ")
     return args
 
@@ -203,6 +205,7 @@ class Demo:
         self.stopping = asyncio.Event()
         self.degrade_saved: dict[str, Any] | None = None
         self.down: set[str] = set()  # PSPs in an outage right now
+        self.outage_began: float | None = None
         self.degraded: set[str] = set()
         cards, weights = zip(*[((n, c, cur), w) for n, c, cur, w in CARDS], strict=True)
         self.cards, self.card_weights = list(cards), list(weights)
@@ -211,16 +214,15 @@ class Demo:
 
     # phases
 
-    def phase(self, t: float) -> str:
+    def phase(self, sent: float) -> str:
+        """Which part of the run a payment sent at `sent` (and answered now) belongs to. "outage"
+        holds only payments sent after the outage began and answered before it ended, so every
+        one of their attempts met the dead PSP down; one that straddles the end counts as after."""
         window = self.stats.outage_window
-        start, end = self.plan.outage
-        if window is not None:
-            start, end = window
-        if t < start:
-            return "before"
-        if t < end:
-            return "outage"
-        return "after"
+        if window is None:  # the outage has not ended (or not begun)
+            began = self.outage_began
+            return "outage" if began is not None and sent >= began else "before"
+        return "before" if sent < window[0] else "after"
 
     def event(self, text: str) -> None:
         self.stats.events.append((self.stats.now(), text))
@@ -460,31 +462,45 @@ class Demo:
                 pass
         return not self.stopping.is_set()
 
+    def busiest(self, exclude: set[str]) -> str:
+        """The PSP that approved most in the last 5 s (all of the run to break ties), so that
+        taking it down or slowing it shows, whatever routing decided."""
+        _, recent = _recent(self.stats)
+        names = [n for n in _psp_names(self) if n not in exclude] or ["stripe"]
+        return max(names, key=lambda n: (recent.get(n, (0, 0))[1],
+                                         self.stats.psps[n].approved if n in self.stats.psps
+                                         else 0))
+
     async def outage(self) -> None:
-        psp = self.plan.outage_psp
         start, end = self.plan.outage
         if not await self._until(start):
             return
+        if self.plan.outage_psp == "auto":
+            self.plan.outage_psp = self.busiest({self.plan.degrade_psp})
+        psp = self.plan.outage_psp
         body = {"psp": psp, "duration_s": end - start + 5.0, "error_rate": 1.0, "kind": "error"}
         if not await self._sandbox("/_sandbox/outage", body):
             return
-        began = self.stats.now()
+        began = self.outage_began = self.stats.now()  # after the sandbox said yes
         self.down.add(psp)
         self.event(f"{psp} outage started (every request answers 5xx)")
         await self._until(end)
-        ended = self.stats.now()  # before clearing: nothing sent before this saw it end
-        await self._sandbox("/_sandbox/outage", {"psp": psp, "clear": True})
+        # Before clearing: a payment answered after this may have met the PSP up again.
+        ended = self.stats.now()
         self.stats.outage_window = (began, ended)
+        await self._sandbox("/_sandbox/outage", {"psp": psp, "clear": True})
         self.down.discard(psp)
         self.event(f"{psp} outage ended after {ended - began:.1f}s")
 
     async def degradation(self) -> None:
         import aiohttp
 
-        psp = self.plan.degrade_psp
         start, end = self.plan.degradation
         if not await self._until(start):
             return
+        if self.plan.degrade_psp == "auto":
+            self.plan.degrade_psp = self.busiest({self.plan.outage_psp})
+        psp = self.plan.degrade_psp
         try:
             async with self.session.get(f"{self.sandbox}/_sandbox/scenario") as r:
                 scenario = await r.json()
@@ -515,7 +531,7 @@ class Demo:
                 self.event(f"{self.plan.degrade_psp} recovered")
 
     async def watch_metrics(self) -> None:
-        """Breaker states and server-side cascade counts, from `GET /metrics` once a second."""
+        """Breaker states and server-side cascade counts, from `GET /metrics` twice a second."""
         from prometheus_client.parser import text_string_to_metric_families
 
         names = {0: "closed", 1: "half_open", 2: "open"}
@@ -546,7 +562,7 @@ class Demo:
                 self.stats.server_recovered = recovered
             except Exception:  # noqa: BLE001, S110 - the view goes on with the last known states
                 pass
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.5)
 
     async def drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -671,8 +687,9 @@ def live_view(demo: Demo) -> Any:
                       or "-> open" in text else "")
     plan = demo.plan
     o, d = plan.outage, plan.degradation
-    script = (f"script: {plan.outage_psp} down {o[0]:g}-{o[1]:g}s · "
-              f"{plan.degrade_psp} degraded {d[0]:g}-{d[1]:g}s")
+    down = "the busiest PSP" if plan.outage_psp == "auto" else plan.outage_psp
+    worse = "the busiest other PSP" if plan.degrade_psp == "auto" else plan.degrade_psp
+    script = f"script: {down} down {o[0]:g}-{o[1]:g}s · {worse} degraded {d[0]:g}-{d[1]:g}s"
     return Panel(Group(header, kpis, lifecycle, t, Panel(events or Text("(nothing yet)", style="dim"),
                                               title="events", title_align="left"),
                        Text(script, style="dim")),
@@ -692,7 +709,8 @@ def summary(demo: Demo) -> dict[str, Any]:
         "p50_ms": _p50(s.all_latencies),
         "server_cascades": s.server_cascades, "server_recovered": s.server_recovered,
         "outage": {"psp": demo.plan.outage_psp, "window_s": s.outage_window},
-        "degraded": {"psp": demo.plan.degrade_psp, "window_s": demo.plan.degradation},
+        "degraded": {"psp": demo.plan.degrade_psp, "window_s": demo.plan.degradation
+                     if demo.plan.degrade_psp != "auto" else None},
         "breakers": s.breakers,
         "events": [{"t": round(t, 2), "event": e} for t, e in s.events],
         "psps": {},
@@ -737,7 +755,7 @@ def print_summary(demo: Demo, result: dict[str, Any], console: Any) -> None:
         shares = " · ".join(_pct(x["share_of_approvals"]) for x in ph)
 
         label = f"{name} (down)" if name == demo.plan.outage_psp else (
-            f"{name} (degraded)" if name == demo.plan.degrade_psp else name)
+            f"{name} (degraded)" if name == demo.plan.degrade_psp else name)  # "auto": never ran
         t.add_row(label, str(p["attempts"]), str(p["approved"]), _pct(p["approval_rate"]),
                   str(p["failed"]), str(p["recovered"]),
                   "–" if p["p50_ms"] is None else f"{p['p50_ms']:.0f}", rates, shares)
@@ -760,14 +778,14 @@ def print_summary(demo: Demo, result: dict[str, Any], console: Any) -> None:
         + f"; end-to-end p50 {p50}\n"
         + (f"outage of {r['outage']['psp']}: {window[0]:.1f}s to {window[1]:.1f}s; "
            if window else "the outage did not run; ")
-        + "the before/outage/after columns count payments by when they were sent",
+        + "the outage columns count payments sent and answered while it lasted",
         highlight=False,
     )
     if r["followup_failures"]:
         console.print("follow-up failures: " + "; ".join(
             f"{k} ×{v}" for k, v in sorted(r["followup_failures"].items())), highlight=False)
-    console.print("timeline: " + "; ".join(f"{e['t']:.1f}s {e['event']}" for e in r["events"]),
-                  highlight=False)
+    console.print("timeline: " + ("; ".join(f"{e['t']:.1f}s {e['event']}" for e in r["events"])
+                                  or "(nothing happened yet)"), highlight=False)
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -853,10 +871,10 @@ async def run(args: argparse.Namespace) -> int:
                 raise t.exception()  # type: ignore[misc]
         if demo.stats.outage_window is None and any("outage started" in e
                                                     for _, e in demo.stats.events):
+            demo.stats.outage_window = (demo.outage_began or 0.0, demo.stats.now())
             await demo._sandbox("/_sandbox/outage", {"psp": demo.plan.outage_psp, "clear": True})
-            demo.stats.outage_window = (demo.plan.outage[0], demo.stats.now())
         await demo.restore()
-        await asyncio.sleep(1.1)  # one more /metrics read: the final breaker states and cascades
+        await asyncio.sleep(0.6)  # one more /metrics read: the final breaker states and cascades
         result = summary(demo)
         result["dashboard_url"] = dashboard
         result["store"] = config.storage.path
@@ -870,8 +888,10 @@ async def run(args: argparse.Namespace) -> int:
             f"curl -H 'Authorization: Bearer {config.admin_api_key}' {base}/admin/analytics/health)\n"
             f"  terminal report: paymux report --db {config.storage.path} --since 1h",
             highlight=False, soft_wrap=True)
-        if args.exit or interrupted.is_set():
-            return 130 if interrupted.is_set() and not args.exit else 0
+        if interrupted.is_set():  # Ctrl-C during the traffic: the summary so far, then stop
+            return 130
+        if args.exit:
+            return 0
         console.print("Serving the gateway and the sandbox until Ctrl-C.", highlight=False)
         sys.stdout.flush()
         await interrupted.wait()

@@ -112,14 +112,17 @@ def test_demo_runs_fails_over_through_the_outage_and_serves_the_dashboard(tmp_pa
     out = demo.output
     assert code == 0, out
 
+    r = json.loads(summary_path.read_text())
+    down, degraded = r["outage"]["psp"], r["degraded"]["psp"]
+    assert {down, degraded} <= {"stripe", "adyen", "checkout"} and down != degraded, r
+
     # The plain progress lines, the events, the summary table and the dashboard URL with the key.
     assert out.count("sent ") >= 5
-    assert "stripe outage started" in out and "stripe outage ended" in out
-    assert "adyen degraded" in out and "adyen recovered" in out
+    assert f"{down} outage started" in out and f"{down} outage ended" in out
+    assert f"{degraded} degraded" in out and f"{degraded} recovered" in out
     assert "paymux demo: per PSP" in out
     assert f"{base}/dashboard?key={admin_key}" in out
 
-    r = json.loads(summary_path.read_text())
     assert r["dashboard_url"] == f"{base}/dashboard?key={admin_key}"
     assert r["payments"] >= 120, r  # 240 planned; a busy machine may shed some
     assert r["errors"] <= 0.05 * r["payments"], r
@@ -128,23 +131,21 @@ def test_demo_runs_fails_over_through_the_outage_and_serves_the_dashboard(tmp_pa
     approving = [n for n, p in r["psps"].items() if p["approved"] > 0]
     assert len(approving) >= 2, r["psps"]
     assert r["cascaded"] > 0 and r["recovered"] > 0, r
-    # The outage shows: while stripe was down it approved (next to) nothing, others took its share.
-    # Payments are counted by when they were sent: one sent in the outage's last moment may still
-    # reach stripe after it ended (a slow first attempt elsewhere, then a cascade), hence "next to".
+    # The outage shows: the PSP that was approving most went down, approved nothing while it was
+    # (the outage column holds payments sent and answered within it), and the others took over.
     start, end = r["outage"]["window_s"]
     assert 1.0 < end - start < 2.5, r["outage"]
-    stripe = r["psps"]["stripe"]["phases"]
-    assert stripe["before"]["share_of_approvals"] > 0.3, stripe
-    assert stripe["outage"]["approved"] <= 2, stripe
-    assert (stripe["outage"]["share_of_approvals"] or 0) < 0.1, stripe
+    dead = r["psps"][down]["phases"]
+    assert dead["before"]["share_of_approvals"] > 0.2, dead
+    assert dead["outage"]["approved"] == 0, dead
+    assert dead["outage"]["share_of_approvals"] == 0, dead
     others_during = sum(p["phases"]["outage"]["approved"] for n, p in r["psps"].items()
-                        if n != "stripe")
+                        if n != down)
     assert others_during > 0, r["psps"]
-    assert r["psps"]["stripe"]["failed"] > 0  # the 5xx it answered
-    # Its breaker opened, so paymux stopped sending it most of the traffic. (Whether it is back
-    # before a 6 s run ends depends on the breaker's open time, so that is not checked here.)
-    assert stripe["outage"]["attempts_per_s"] < 0.8 * stripe["before"]["attempts_per_s"], stripe
-    assert any(e["event"].startswith("breaker stripe") for e in r["events"]), r["events"]
+    assert r["psps"][down]["failed"] > 0  # the 5xx it answered
+    # Routing stopped sending it most of the traffic (its breaker opens, or its estimate drops;
+    # whether it is back before a 6 s run ends depends on the breaker's open time: not checked).
+    assert dead["outage"]["attempts_per_s"] < 0.8 * dead["before"]["attempts_per_s"], dead
     # The rest of a checkout's life went through too.
     assert r["captures"] > 0 and r["refunds"] > 0, r
     assert r["idempotent_replays"] > 0 and r["replay_mismatches"] == 0, r
@@ -184,6 +185,7 @@ def test_the_live_view_renders_payments_breakers_and_events() -> None:
         try:
             d.stats.started = time.monotonic() - 20  # in the outage (18-33 s of a minute)
             d.event("stripe outage started (every request answers 5xx)")
+            d.down.add("stripe")
             d.stats.breakers = {"stripe": "open", "adyen": "closed", "checkout": "closed"}
             attempt: dict[str, Any] = {"normalized_code": None, "latency_ms": 120.0}
             d._record(19.0, {"status": "succeeded", "attempts": [
@@ -202,6 +204,7 @@ def test_the_live_view_renders_payments_breakers_and_events() -> None:
             await d.session.close()
 
     text = asyncio.run(render())
+    assert "stripe (down)" in text
     assert "stripe" in text and "adyen" in text
     assert "open" in text and "closed" in text
     assert "stripe outage started" in text
