@@ -210,3 +210,23 @@ def test_the_live_view_renders_payments_breakers_and_events() -> None:
     assert "stripe outage started" in text
     assert "cascades 1 (recovered 1)" in text
     assert "50.0%" in text  # one of two payments approved
+
+
+def test_run_default_generates_the_admin_key_once_and_keeps_it(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    from paymux.gateway.embedded import admin_key_for, dashboard_url, default_config
+
+    monkeypatch.delenv("PAYMUX_ADMIN_KEY", raising=False)
+    config = default_config()
+    config.vault.key_file = str(tmp_path / ".paymux" / "keys.json")
+    first = admin_key_for(config)
+    path = tmp_path / ".paymux" / "admin_key"
+    assert first.startswith("adm_") and len(first) > 20
+    assert path.read_text().strip() == first
+    assert path.stat().st_mode & 0o077 == 0  # like the vault keys: the owner's only
+    assert admin_key_for(config) == first  # the same URL works after a restart
+    config.admin_api_key = first
+    assert dashboard_url(config) == f"http://127.0.0.1:8080/dashboard?key={first}"
+    config.admin_api_key = "adm_from_the_config"
+    assert admin_key_for(config) == "adm_from_the_config"  # a configured key wins
