@@ -744,7 +744,7 @@ def print_summary(demo: Demo, result: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     t = Table(title="paymux demo: per PSP", title_justify="left")
-    for col in ("PSP", "attempts", "approved", "approval", "technical fails",
+    for col in ("PSP", "attempts", "approved", "approval", "5xx",
                 "failovers recovered", "p50 ms", "attempts/s before · outage · after",
                 "share of approvals before · outage · after"):
         t.add_column(col, justify="left" if col == "PSP" else "right")
@@ -800,7 +800,7 @@ async def run(args: argparse.Namespace) -> int:
     from paymux.sandbox import load_scenario
 
     # Piped (CI, logs): wide enough for the summary table instead of rich's 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=150)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="paymux-demo-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     # The gateway's log lines go to a file, not over the live view.
