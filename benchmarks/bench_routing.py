@@ -57,7 +57,8 @@ def print_table(agg: dict[str, Any]) -> None:
     seeds = agg["seeds"]
     print(f"\n== {agg['scenario']}  (seeds {seeds})")
     head = (
-        f"{'policy':<22}{'approval':>14}{'% oracle':>15}{'gap closed':>15}{'cost/approved':>15}"
+        f"{'policy':<28}{'approval':>14}{'% oracle':>15}{'value %':>15}{'gap closed':>15}"
+        f"{'cost/approved':>15}"
         f"{'attempts':>12}{'viol':>6}{'2xauth':>7}"
     )
     print(head)
@@ -70,7 +71,8 @@ def print_table(agg: dict[str, Any]) -> None:
             else {k: (v * 100 if isinstance(v, float) else v) for k, v in rate.items()}
         )
         print(
-            f"{name:<22}{_fmt(rate_pct, 2, True):>14}{_fmt(row['pct_of_oracle'], 2, True):>15}"
+            f"{name:<28}{_fmt(rate_pct, 2, True):>14}{_fmt(row['pct_of_oracle'], 2, True):>15}"
+            f"{_fmt(row['net_value_pct_of_oracle'], 2, True):>15}"
             f"{_fmt(row['gap_closed_pct'], 1, True, 'no gap'):>15}{_fmt(row['cost_per_approval'], 1):>15}"
             f"{_fmt(row['attempts_per_payment'], 3):>12}"
             f"{_fmt(row['retry_rule_violations'], 0):>6}{_fmt(row['double_authorizations'], 0):>7}"
@@ -229,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "approval = approved / payments after warm-up; % oracle vs the oracle with the same "
         "cascading (no-cascade and best-single vs the no-cascade oracle); gap closed = share of the "
-        "static-priority-to-oracle gap, same cascading; cost/approved = PSP fees per approved payment (minor units)"
+        "static-priority-to-oracle gap, same cascading; value % = approved amount net of PSP fees "
+        "(what both paymux and the oracle maximize) as % of the oracle's; cost/approved = PSP fees "
+        "per approved payment (minor units)"
     )
     for agg in aggs:
         print_table(agg)

@@ -105,6 +105,7 @@ def summarize(world: World, results: dict[str, PolicyResult]) -> dict[str, Any]:
             "approval_rate": rate,
             "approval_rate_whole_run": r.approvals / r.payments,
             "pct_of_oracle": 100.0 * r.warm_approvals / ref.warm_approvals,
+            "net_value_pct_of_oracle": 100.0 * r.warm_net_value / ref.warm_net_value,
             "pct_of_oracle_cascading": 100.0 * r.warm_approvals / oracle.warm_approvals,
             "pct_of_oracle_whole_run": 100.0 * r.approvals / ref.approvals,
             "gap_closed_pct": (

@@ -195,6 +195,7 @@ class PolicyResult:
     double_auth: int = 0
     warm_approvals: int = 0  # after warm-up
     warm_payments: int = 0
+    warm_net_value: int = 0  # sum of (amount - fee) over approved payments after warm-up
     expected_first: float = 0.0  # sum of the first choice's true P(approval), after warm-up
     explore_loss: float = 0.0  # expected approvals lost on rankings that explored, after warm-up
     plan_seconds: float = 0.0
@@ -202,6 +203,7 @@ class PolicyResult:
     # outage metrics: bins of BIN_S seconds -> [attempts to each PSP], [first choices per PSP]
     attempt_bins: list[list[int]] = field(default_factory=list)
     first_bins: list[list[int]] = field(default_factory=list)
+    expected_by_10s: list[float] = field(default_factory=list)  # first choice's true P, summed
 
 
 def _drive(coro: Any) -> Any:
@@ -312,6 +314,10 @@ def run_policy(
         b = int(now / BIN_S)
         if order:
             res.first_bins[b][index[order[0]]] += 1
+            ten = int(now / 10.0)
+            while len(res.expected_by_10s) <= ten:
+                res.expected_by_10s.append(0.0)
+            res.expected_by_10s[ten] += truth[index[order[0]]]
         if now >= warm:
             res.warm_payments += 1
             if order:
@@ -377,6 +383,7 @@ def run_policy(
             res.amount_approved += attrs.amount
             if now >= warm:
                 res.warm_approvals += 1
+                res.warm_net_value += attrs.amount - fee_engine.fee(conn, attrs)
     return res
 
 
