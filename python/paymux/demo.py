@@ -564,6 +564,16 @@ class Demo:
                 pass
             await asyncio.sleep(0.5)
 
+    async def check_admin_api(self) -> int | str:
+        """What the dashboard's first call (the health report) gets with the admin key."""
+        try:
+            async with self.session.get(f"{self.base}/admin/analytics/health",
+                                        headers={"Authorization": f"Bearer {self.admin_key}"}) as r:
+                await r.read()
+                return r.status
+        except Exception as exc:  # noqa: BLE001
+            return type(exc).__name__
+
     async def drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while self.tasks and time.monotonic() < deadline:
@@ -878,6 +888,7 @@ async def run(args: argparse.Namespace) -> int:
         result = summary(demo)
         result["dashboard_url"] = dashboard
         result["store"] = config.storage.path
+        result["admin_api"] = await demo.check_admin_api()
         console.print()
         print_summary(demo, result, console)
         if args.json_path:
@@ -888,6 +899,9 @@ async def run(args: argparse.Namespace) -> int:
             f"curl -H 'Authorization: Bearer {config.admin_api_key}' {base}/admin/analytics/health)\n"
             f"  terminal report: paymux report --db {config.storage.path} --since 1h",
             highlight=False, soft_wrap=True)
+        if result["admin_api"] != 200:
+            console.print(f"[bold red]The admin API answered {result['admin_api']} to the admin "
+                          f"key: the dashboard will not show data.[/]")
         if interrupted.is_set():  # Ctrl-C during the traffic: the summary so far, then stop
             return 130
         if args.exit:

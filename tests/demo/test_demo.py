@@ -124,6 +124,7 @@ def test_demo_runs_fails_over_through_the_outage_and_serves_the_dashboard(tmp_pa
     assert f"{base}/dashboard?key={admin_key}" in out
 
     assert r["dashboard_url"] == f"{base}/dashboard?key={admin_key}"
+    assert r["admin_api"] == 200, r  # checked by the demo itself at the end
     assert r["payments"] >= 120, r  # 240 planned; a busy machine may shed some
     assert r["errors"] <= 0.05 * r["payments"], r
     assert r["approved"] >= 0.6 * r["payments"], r
