@@ -835,7 +835,13 @@ async def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     try:
         gateway, sandbox = await start_both(config, args.sandbox_port, scenario, args.seed)
-    except OSError as exc:
+    except BaseException as exc:
+        logs.configure(os.environ.get("PAYMUX_LOG_LEVEL", "warning"))
+        log_file.close()
+        if not args.data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
         print(f"paymux demo: cannot listen ({exc.strerror or exc}); is `paymux run-default` "
               f"running? Pick other ports with --port and --sandbox-port", file=sys.stderr)
         return 1
