@@ -85,7 +85,7 @@ def issuer_country(pan: str, bin_countries: dict[str, str], default: str) -> str
     if best:
         return bin_countries[best]
     if pan.startswith("4000"):
-        country = _ISO_NUMERIC.get(pan[4:7])
+        country = _ISO_NUMERIC.get(pan[6:9])  # 4000 00 + ISO 3166 numeric, e.g. 4000 0007 6000 0002
         if country:
             return country
     return default
