@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
+
+from paymux.gateway.app import RECONCILER
 
 from tests.failover.helpers import (
     attempt_rows,
@@ -125,3 +129,23 @@ async def test_pending_payment_fails_when_the_psp_never_saw_it(gw):
     _, now = await gw.get(f"/v1/payments/{pay['id']}")
     assert now["error"]["code"] == "not_processed"
     assert now["attempts"][0]["next_action"] == "reconciled:not_found"
+
+
+@pytest.mark.stripe_search_lag(down_s=1.5)
+async def test_a_processing_payment_without_a_watch_row_is_adopted(gw):
+    # The process stopped between storing the attempt and adding it to the watch list.
+    await sandbox_patch(gw, STRIPE_SILENT_AFTER_AUTHORIZING)
+    status, pay = await gw.post("/v1/payments", payment_body(capture_method="manual"))
+    assert pay["status"] == "processing"
+    conn = sqlite3.connect(gw.db_path)
+    with conn:
+        conn.execute("DELETE FROM reconcile_watch WHERE payment_id = ?", (pay["id"],))
+    conn.close()
+    assert await gw.app[RECONCILER].adopt_orphans() == 1
+    assert await gw.app[RECONCILER].adopt_orphans() == 0
+
+    async def settled() -> bool:
+        _, now = await gw.get(f"/v1/payments/{pay['id']}")
+        return now["status"] == "requires_capture"
+
+    await eventually(settled, timeout_s=10)

@@ -12,9 +12,9 @@ It works through the store's watch list (``reconcile_watch``), one row per attem
   capture is refunded), retried with exponential back-off until the PSP accepts, and recorded on
   the attempt (``next_action``) and as an ``attempt.late_authorization_voided`` event.
 
-Every worker runs one; the watch rows are claimed by pushing ``next_check_at`` forward before the
-PSP call, so two workers rarely sync the same attempt at once (and a double sync or void is
-harmless: PSP calls are idempotent by reference).
+Every worker runs one; a due row is claimed by a conditional update of ``next_check_at`` (a
+lease) before the PSP call, so two workers never check the same attempt at once; a void or refund
+carries an idempotency key derived from the attempt's reference all the same.
 """
 
 from __future__ import annotations
@@ -77,7 +77,28 @@ class Reconciler:
         """Run a pass now rather than at the next interval."""
         self._wake.set()
 
+    async def adopt_orphans(self) -> int:
+        """Payments left `processing` on an unsettled attempt with no watch row (the process
+        stopped between the two writes, or they predate the reconciler): watch them now."""
+        adopted = 0
+        for payment in await self.store.payments_in_status(PaymentStatus.PROCESSING):
+            watched = {w.attempt_id for w in await self.store.list_watches(payment.id)}
+            for attempt in await self.store.list_attempts(payment.id):
+                unsettled = attempt.status == AttemptStatus.PENDING or (
+                    attempt.status == AttemptStatus.FAILED and attempt.ambiguous
+                )
+                if unsettled and attempt.id not in watched:
+                    await self.watch(attempt, "pending", "adopted on start")
+                    adopted += 1
+        return adopted
+
     async def _loop(self) -> None:
+        try:
+            adopted = await self.adopt_orphans()
+            if adopted:
+                log("reconciler_adopted", attempts=adopted)
+        except Exception as exc:  # noqa: BLE001 - the loop runs regardless
+            log("reconciler_adopt_failed", logging.ERROR, error_type=type(exc).__name__)
         while True:
             try:
                 await self.run_once()
@@ -106,14 +127,16 @@ class Reconciler:
     async def run_once(self) -> int:
         """One pass over the due watch rows; returns how many were checked."""
         now = time.time()
-        due = await self.store.due_watches(now)
-        for watch in due:
-            # Claim it first: another worker's pass skips it until this check is done.
-            watch.next_check_at = now + max(self.config.interval_s * 4, 5.0)
-            watch.updated_at = now
-            await self.store.update_watch(watch)
+        lease = now + max(self.config.interval_s * 4, 5.0)
+        claimed = []
+        for watch in await self.store.due_watches(now):
+            # Claim it first: another worker's pass skips it until this check is done (or the
+            # lease runs out, if this worker dies meanwhile).
+            if await self.store.claim_watch(watch.attempt_id, watch.next_check_at, lease):
+                watch.next_check_at = lease
+                claimed.append(watch)
         checked = 0
-        for watch in due:
+        for watch in claimed:
             try:
                 await self._check(watch)
             except Exception as exc:  # noqa: BLE001 - one bad row never blocks the others

@@ -359,6 +359,11 @@ class Store(abc.ABC):
     async def due_watches(self, now: float, limit: int = 100) -> list[ReconcileWatch]:
         raise NotImplementedError
 
+    async def claim_watch(self, attempt_id: str, seen_next_check_at: float, until: float) -> bool:
+        """Push a due row's next check to ``until`` if nobody else did since it was read: the
+        worker that gets True checks it now."""
+        raise NotImplementedError
+
     async def update_watch(self, watch: ReconcileWatch) -> None:
         raise NotImplementedError
 

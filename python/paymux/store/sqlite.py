@@ -622,6 +622,17 @@ class SqliteStore(Store):
             (now, limit),
         )
 
+    async def claim_watch(self, attempt_id: str, seen_next_check_at: float, until: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE reconcile_watch SET next_check_at = ? WHERE attempt_id = ? AND "
+                "next_check_at = ? AND state = 'open'",
+                (until, attempt_id, seen_next_check_at),
+            )
+            return cur.rowcount == 1
+
+        return await self._write(op)
+
     async def update_watch(self, watch: ReconcileWatch) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
