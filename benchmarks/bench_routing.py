@@ -28,7 +28,7 @@ from routing.metrics import POLICIES, aggregate, run_all
 from routing.plan_timing import measure as measure_plan
 from routing.scenario import load_scenario, random_scenario
 
-SHIPPED = ["stationary", "degradation", "outage"]
+SHIPPED = ["stationary", "degradation", "outage", "outage_timeouts"]
 DEFAULT_RANDOM = [101, 102, 103]
 
 

@@ -252,6 +252,7 @@ def run_policy(
     seed: int = 0,
     timing: bool = False,
     attempt_aware: bool = True,
+    report_starts: bool = True,
 ) -> PolicyResult:
     """Run one policy over the world's payments. `engine` routes (and learns) unless `oracle`:
     then the true current expected value orders the candidates (fees from `fee_engine`)."""
@@ -265,7 +266,8 @@ def run_policy(
     res.first_bins = [[0] * n_psp for _ in range(n_bins)]
     policy = DefaultPolicy()
     max_attempts = sc.max_attempts if cascade else 1
-    pending: list[tuple[float, int, str, PaymentAttributes, str, float, int]] = []
+    # (time, seq, connector, attrs, outcome or None for an attempt's start, latency, attempt no.)
+    pending: list[tuple[float, int, str, PaymentAttributes, str | None, float, int]] = []
     seq = 0
     index = world.index
     caps = world.capabilities
@@ -299,6 +301,10 @@ def run_policy(
             assert engine is not None
             while pending and pending[0][0] <= now:
                 when, _, conn, a, outcome, lat, attempt = heapq.heappop(pending)
+                if outcome is None:
+                    if report_starts:
+                        engine.attempt_started(conn, when)
+                    continue
                 engine.observe(conn, a, outcome, lat, when, attempt=attempt if attempt_aware else 1)
             if timing:
                 t0 = perf()
@@ -338,6 +344,10 @@ def run_policy(
                 res.violations += 1
             k = index[conn]
             status, dc, code, advice, lat, ambiguous, sync = world.attempt(pay, k, p_tab, t_tab)
+            if engine is not None and not oracle:
+                start = now + elapsed_ms / 1000.0
+                heapq.heappush(pending, (start, seq, conn, attrs, None, 0.0, attempt_no))
+                seq += 1
             res.attempts += 1
             res.attempt_bins[b][k] += 1
             elapsed_ms += lat

@@ -112,3 +112,17 @@ def test_merchant_rule_errors_name_the_merchant():
 
 def test_a_routing_config_error_is_a_value_error():
     assert issubclass(RoutingConfigError, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"stall": {"seconds": -1}}, "stall.seconds"),
+        ({"stall": {"min_attempts": 0}}, "stall.min_attempts"),
+        ({"stall": {"seconds": 10, "forget_seconds": 5}}, "stall.forget_seconds"),
+    ],
+)
+def test_stall_settings_are_checked(raw, field):
+    with pytest.raises(RoutingConfigError) as info:
+        RoutingConfig.from_dict(raw)
+    assert info.value.field == field

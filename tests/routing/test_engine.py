@@ -330,3 +330,69 @@ def test_outcome_for_maps_a_connector_result_to_the_health_vocabulary(
     status, decline_class, code, outcome
 ):
     assert outcome_for(status, decline_class, code) == outcome
+
+
+# ---- stall detection ----
+
+
+@pytest.mark.parametrize("strategy", ["priority", "dynamic"])
+def test_a_connector_whose_attempts_hang_is_left_out_until_they_finish(strategy):
+    e = engine({"default": {"strategy": strategy, "connectors": NAMES}})
+    for i in range(3):
+        e.attempt_started("adyen", 10.0 + i * 0.01)
+    assert "adyen" in e.plan(pay(), 11.0).connectors  # in flight 1 s: still normal
+    plan = e.plan(pay(), 11.6)  # three attempts in flight for 1.5 s
+    assert "adyen" not in plan.connectors and plan.excluded["adyen"] == "stalled"
+    e.observe("adyen", pay(), "timeout", 5000.0, 15.0)  # one of them timed out
+    assert "adyen" in e.plan(pay(), 15.0).connectors
+
+
+def test_fewer_hanging_attempts_than_the_threshold_change_nothing():
+    e = engine()
+    e.attempt_started("adyen", 10.0)
+    e.attempt_started("adyen", 10.0)
+    assert e.plan(pay(), 20.0).connectors == NAMES
+
+
+def test_stalled_never_leaves_a_payment_nowhere_to_go():
+    e = engine({"default": {"connectors": ["adyen"]}})
+    for _ in range(3):
+        e.attempt_started("adyen", 10.0)
+    assert e.plan(pay(), 12.0).connectors == ["adyen"]
+
+
+def test_an_attempt_never_finished_is_forgotten():
+    e = engine({"stall": {"forget_seconds": 30.0}})
+    for _ in range(3):
+        e.attempt_started("adyen", 10.0)
+    assert e.stalled(NAMES, 12.0) == ["adyen"]
+    assert e.stalled(NAMES, 41.0) == []
+
+
+def test_attempt_finished_ends_an_attempt_without_an_outcome():
+    e = engine()
+    for _ in range(3):
+        e.attempt_started("adyen", 10.0)
+    e.attempt_finished("adyen")  # e.g. a 3DS challenge: pending, nothing to observe
+    assert e.stalled(NAMES, 20.0) == []
+
+
+def test_explain_reports_a_stall_without_forgetting_anything():
+    e = engine({"stall": {"forget_seconds": 30.0}})
+    for _ in range(3):
+        e.attempt_started("adyen", 10.0)
+    e.attempt_started("adyen", 25.0)
+    e.attempt_started("adyen", 25.0)
+    e.attempt_started("adyen", 25.0)
+    report = e.explain(pay(), 41.0)  # the first three are past forgetting; the rest hang 16 s
+    assert report["excluded"] == {"adyen": "stalled"}
+    assert len(e._inflight["adyen"]) == 6  # explain purged nothing
+
+
+def test_stall_detection_survives_a_reload_and_can_be_turned_off():
+    e = engine()
+    for _ in range(3):
+        e.attempt_started("adyen", 10.0)
+    assert e.with_config(RoutingConfig.from_dict({})).stalled(NAMES, 12.0) == ["adyen"]
+    off = e.with_config(RoutingConfig.from_dict({"stall": {"seconds": 0}}))
+    assert off.stalled(NAMES, 12.0) == []

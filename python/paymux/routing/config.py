@@ -22,6 +22,7 @@ __all__ = [
     "MerchantRouting",
     "RoutingConfig",
     "RoutingConfigError",
+    "StallConfig",
 ]
 
 #: Payment attributes a segment level may name (see PaymentAttributes).
@@ -116,6 +117,16 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return _core.HealthBook(**msgspec.structs.asdict(self))
 
 
+class StallConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Leave out a connector whose attempts hang, before they time out and reach the breaker.
+
+    Works when the gateway reports attempts it starts (`RoutingEngine.attempt_started`)."""
+
+    seconds: float = 1.5  # an attempt in flight this long is stalled (0: off); above normal p99.9
+    min_attempts: int = 3  # this many stalled attempts at once leave the connector out
+    forget_seconds: float = 60.0  # a started attempt never finished stops counting after this
+
+
 class FeeRule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One line of a PSP's price list; the first matching line of a connector wins."""
 
@@ -142,6 +153,7 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     merchants: dict[str, MerchantRouting] = msgspec.field(default_factory=dict)
     dynamic: DynamicConfig = msgspec.field(default_factory=DynamicConfig)
     health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+    stall: StallConfig = msgspec.field(default_factory=StallConfig)
     fees: dict[str, list[FeeRule]] = msgspec.field(default_factory=dict)
     default_order: list[str] = msgspec.field(default_factory=list)
 
@@ -179,6 +191,13 @@ class RoutingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                         f"dynamic.segment_levels[{i}]",
                         f"unknown attribute {name!r}; one of {sorted(SEGMENT_FIELDS)}",
                     )
+        st = self.stall
+        if not st.seconds >= 0.0:
+            raise RoutingConfigError("stall.seconds", f"must be >= 0, got {st.seconds}")
+        if st.min_attempts < 1:
+            raise RoutingConfigError("stall.min_attempts", f"must be >= 1, got {st.min_attempts}")
+        if not st.forget_seconds > st.seconds:
+            raise RoutingConfigError("stall.forget_seconds", "must be more than stall.seconds")
         try:
             self.health.build()
         except ValueError as exc:

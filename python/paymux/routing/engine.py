@@ -9,6 +9,7 @@ left out, never all candidates). `observe` feeds every attempt's outcome into th
 from __future__ import annotations
 
 import operator
+from collections import deque
 from typing import Any
 
 import msgspec
@@ -212,11 +213,61 @@ class RoutingEngine:
         self._seg_key = operator.attrgetter(*fields) if fields else (lambda attrs: ())
         self._seg_cache: dict[Any, list[str]] = {}
         self._fee_cache: dict[tuple[Any, ...], tuple[int, int]] = {}
+        # start times of attempts in flight per connector, oldest first (attempt_started)
+        self._inflight: dict[str, deque[float]] = {}
+        st = config.stall
+        self._stall_seconds = st.seconds
+        self._stall_min = st.min_attempts
+        self._stall_forget = st.forget_seconds
 
     def with_config(self, config: RoutingConfig) -> RoutingEngine:
         """A hot reload: new compiled rules and fees, the SAME HealthBook (live statistics and
         breakers survive). `[routing.health]` changes take effect only with a new book."""
-        return RoutingEngine(config, self.capabilities, health=self.health)
+        engine = RoutingEngine(config, self.capabilities, health=self.health)
+        engine._inflight = self._inflight  # attempts in flight survive a reload too
+        return engine
+
+    # ---- attempts in flight (stall detection) ----
+
+    def attempt_started(self, connector: str, now: float) -> None:
+        """An authorization is about to be sent to `connector`. `observe` ends it; for an attempt
+        with no outcome to observe (pending, requires action, an exception) call
+        `attempt_finished`. A connector with `stall.min_attempts` attempts in flight for longer
+        than `stall.seconds` is left out of plans until they finish (or it is the only one)."""
+        d = self._inflight.get(connector)
+        if d is None:
+            d = self._inflight.setdefault(connector, deque())
+        d.append(now)
+
+    def attempt_finished(self, connector: str) -> None:
+        """An attempt started with `attempt_started` ended without an outcome to `observe`."""
+        d = self._inflight.get(connector)
+        if d:
+            try:
+                d.popleft()  # the oldest: if answers come back out of order, stalls look younger
+            except IndexError:
+                pass
+
+    def stalled(self, connectors: list[str], now: float, *, purge: bool = True) -> list[str]:
+        """The connectors among these whose attempts hang (see `attempt_started`)."""
+        k, limit, forget = self._stall_min, self._stall_seconds, self._stall_forget
+        if limit <= 0.0:
+            return []
+        out = []
+        for c in connectors:
+            d = self._inflight.get(c)
+            if not d or len(d) < k:
+                continue
+            first = 0  # skip attempts never finished that are past forgetting
+            while first < len(d) and now - d[first] > forget:
+                first += 1
+            if purge:
+                for _ in range(first):
+                    d.popleft()
+                first = 0
+            if len(d) - first >= k and now - d[first + k - 1] >= limit:
+                out.append(c)
+        return out
 
     # ---- per payment ----
 
@@ -335,13 +386,20 @@ class RoutingEngine:
             return RoutePlan(
                 connectors=[], rule=rule, strategy=strategy, eligible=[], excluded=excluded
             )
+        candidates = eligible
+        if self._inflight:
+            stalled = self.stalled(eligible, now)
+            if stalled and len(stalled) < len(eligible):
+                candidates = [c for c in eligible if c not in stalled]
+                for c in stalled:
+                    excluded[c] = "stalled"
         if strategy == "dynamic":
             fee = self.fee
-            fees = [fee(c, attrs) for c in eligible]
-            ranking = self._selector.rank(eligible, self.segments(attrs), attrs.amount, fees, now)
+            fees = [fee(c, attrs) for c in candidates]
+            ranking = self._selector.rank(candidates, self.segments(attrs), attrs.amount, fees, now)
             order = ranking.order
             estimates = [_estimate(e) for e in ranking.estimates]
-            if len(order) < len(eligible):
+            if len(order) < len(candidates):
                 for e in estimates:
                     if e.connector not in order:
                         excluded[e.connector] = f"breaker_{e.breaker}"
@@ -353,7 +411,7 @@ class RoutingEngine:
                 excluded=excluded,
                 estimates=estimates,
             )
-        order = self._breaker_filter(eligible, excluded, now)
+        order = self._breaker_filter(candidates, excluded, now)
         return RoutePlan(
             connectors=order,
             rule=rule,
@@ -401,6 +459,9 @@ class RoutingEngine:
         only cards another PSP just soft-declined, which are likelier to be declined again: it
         would bias the fallback PSP's approval estimate down. It feeds the breaker and the
         monitoring-only segment "cascade", never the estimator's segments."""
+        d = self._inflight.get(connector)
+        if d:
+            self.attempt_finished(connector)
         if attempt > 1:
             self.health.record(connector, CASCADE_SEGMENT, outcome, latency_ms, now)
         else:
@@ -416,11 +477,18 @@ class RoutingEngine:
         eligible, cap_excluded = self._eligible(attrs, candidates)
         excluded = dict(cap_excluded)
         segments = self.segments(attrs)
+        stalled = self.stalled(eligible, now, purge=False) if self._inflight else []
+        if stalled and len(stalled) < len(eligible):
+            for c in stalled:
+                excluded[c] = "stalled"
+            eligible_now = [c for c in eligible if c not in stalled]
+        else:
+            eligible_now = eligible
         states = {c: self.health.breaker_state(c, now) for c in eligible}
         fees = {c: self.fee(c, attrs) for c in eligible}
         # Half-open candidates are left out of the ranking: ranking them would take a probe slot.
-        rankable = [c for c in eligible if states[c] != "half_open"]
-        probes = [c for c in eligible if states[c] == "half_open"]
+        rankable = [c for c in eligible_now if states[c] != "half_open"]
+        probes = [c for c in eligible_now if states[c] == "half_open"]
         estimates: dict[str, dict[str, Any]] = {}
         ranked: list[str] = []
         if rankable:
@@ -449,14 +517,14 @@ class RoutingEngine:
                 if c not in ranked:
                     excluded[c] = f"breaker_{states[c]}"
         else:
-            closed = [c for c in eligible if states[c] == "closed"]
+            closed = [c for c in eligible_now if states[c] == "closed"]
             if probes or closed:
                 order = probes + closed
-                for c in eligible:
+                for c in eligible_now:
                     if states[c] == "open":
                         excluded[c] = "breaker_open"
             else:
-                order = list(eligible)
+                order = list(eligible_now)
         return {
             "payment_id": attrs.payment_id,
             "rule": rule,
