@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         v = row["value"]
         vs = "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
         met = {True: "met", False: "NOT MET", None: "-"}[row["met"]]
-        print(f"  {row['scenario']:<14}{row['target']:<70}{vs:>10}  {met}")
+        print(f"  {row['scenario']:<17}{row['target']:<70}{vs:>10}  {met}")
     return 0
 
 
