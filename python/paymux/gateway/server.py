@@ -68,6 +68,8 @@ async def serve_forever(
 
 def _worker(config: GatewayConfig, config_path: str | None = None) -> None:
     # Each worker binds its own SO_REUSEPORT socket: the kernel spreads connections across them.
+    # A SIGHUP before the event loop handles it must not kill a starting worker (the default).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(config.server.log_level)
     uvloop.run(serve_forever(config, _bind(config.server.host, config.server.port), config_path))
 
@@ -90,7 +92,10 @@ def run(config: GatewayConfig, config_path: str | None = None) -> int:
     def forward(signum: int, _frame: object) -> None:
         for p in procs:
             if p.pid is not None:
-                os.kill(p.pid, signum)
+                try:
+                    os.kill(p.pid, signum)
+                except ProcessLookupError:  # a worker that already exited
+                    pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
