@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from paymux.gateway.app import RECONCILER
 
 from tests.failover.helpers import (
@@ -136,7 +135,7 @@ async def test_a_processing_payment_without_a_watch_row_is_adopted(gw):
     # The process stopped between storing the attempt and adding it to the watch list.
     await sandbox_patch(gw, STRIPE_SILENT_AFTER_AUTHORIZING)
     status, pay = await gw.post("/v1/payments", payment_body(capture_method="manual"))
-    assert pay["status"] == "processing"
+    assert status == 200 and pay["status"] == "processing"
     conn = sqlite3.connect(gw.db_path)
     with conn:
         conn.execute("DELETE FROM reconcile_watch WHERE payment_id = ?", (pay["id"],))

@@ -88,3 +88,14 @@ async def test_technical_error_cascades_after_sync_finds_nothing(gw):
     assert first["next_action"] == "cascade_on:technical->adyen"
     ledger = await gw.ledger()
     assert ledger["psps"]["stripe"]["stats"]["authorized"] == 0
+
+
+@pytest.mark.gateway_config(payments={"deadline_s": 0.2})
+async def test_deadline_stops_the_cascade(gw):
+    await sandbox_patch(gw, {"psps": {"stripe": {"default": {
+        "approval_rate": 0.0, "declines": {"do_not_honor": 1.0},
+        "latency": {"kind": "fixed", "ms": 300}}}}})
+    status, pay = await gw.post("/v1/payments", payment_body())
+    assert status == 402
+    assert [a["connector"] for a in pay["attempts"]] == ["stripe"]
+    assert pay["attempts"][0]["next_action"] == "deadline_passed"

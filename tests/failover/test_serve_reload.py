@@ -8,8 +8,8 @@ import signal
 from pathlib import Path
 
 import aiohttp
-
 from paymux.sandbox.app import build_app as build_sandbox
+
 from tests.failover.conftest import ADMIN_KEY
 from tests.gateway.conftest import free_port, start_app
 from tests.gateway.test_crash_recovery import _start_gateway, _write_config
@@ -31,10 +31,11 @@ async def _versions_seen(url: str, n: int = 12) -> set[tuple[int, int]]:
     seen = set()
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     for _ in range(n):
-        async with aiohttp.ClientSession() as s:  # a new connection: maybe another worker
-            async with s.get(url + "/admin/routing", headers=headers) as r:
-                body = await r.json()
-                seen.add((body["version"], body["serving"]))
+        # A new session, so a new connection: maybe another worker.
+        async with aiohttp.ClientSession() as s, s.get(url + "/admin/routing",
+                                                       headers=headers) as r:
+            body = await r.json()
+            seen.add((body["version"], body["serving"]))
     return seen
 
 
@@ -57,10 +58,9 @@ async def test_sighup_reloads_routing_in_every_worker(tmp_path):
             if await _versions_seen(url, 6) == {(2, 2)}:
                 break
         assert await _versions_seen(url) == {(2, 2)}
-        async with aiohttp.ClientSession() as s:
-            async with s.get(url + "/admin/routing/versions",
-                             headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
-                versions = (await r.json())["data"]
+        async with aiohttp.ClientSession() as s, s.get(url + "/admin/routing/versions",
+                         headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
+            versions = (await r.json())["data"]
         # Both workers re-read the file; the new config is stored once.
         assert [(v["version"], v["source"]) for v in versions] == [(2, "config"), (1, "config")]
         assert versions[0]["config"] == {"default_order": ["checkout", "stripe"]}

@@ -198,7 +198,15 @@ class RoutingAdmin:
 
     def trigger_reload(self) -> None:
         """For signal handlers: schedule a file reload."""
-        self._tasks.append(asyncio.create_task(self.reload_file("sighup")))
+
+        async def reload() -> None:
+            try:
+                await self.reload_file("sighup")
+            except Exception as exc:  # noqa: BLE001 - a failed reload keeps the running config
+                log("routing_reload_failed", logging.ERROR, error_type=type(exc).__name__)
+
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(reload()))
 
     async def _poll_file(self) -> None:
         assert self.config_path is not None
