@@ -105,3 +105,10 @@ def test_config_file_routing_is_checked_at_load():
         config_from_dict({"connectors": connectors, "routing": {"default_order": ["adyen"]}})
     with pytest.raises(ConfigError, match="exploration"):
         config_from_dict({"connectors": connectors, "routing": {"dynamic": {"exploration": 2}}})
+
+
+def test_an_answer_found_by_sync_after_a_timeout_still_counts_as_a_timeout():
+    router = Router(CONNECTORS, {"default_order": ["stripe", "adyen"]})
+    for _ in range(5):
+        router.observe(attempt("stripe", "authorized"), payment(), "timeout")
+    assert router.breaker_states()["stripe"] == "open"

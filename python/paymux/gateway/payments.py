@@ -348,11 +348,15 @@ class PaymentService:
         )
         result = await connector.authorize(request)
         reached_psp = False
+        health_outcome = None
         if result.status is AttemptStatus.FAILED and result.ambiguous:
+            # For health, the attempt is what the PSP did to us (a timeout, a 5xx) even when
+            # sync then finds it approved: a PSP that answers too late is degraded.
+            health_outcome = "timeout" if result.normalized_code == "timeout" else "technical"
             result = await self._sync_after_ambiguity(connector, attempt, result, request)
             reached_psp = result.status is AttemptStatus.FAILED and not result.ambiguous
         self._record_result(attempt, result)
-        self.router.observe(attempt, payment)
+        self.router.observe(attempt, payment, health_outcome)
         metrics.attempt_finished(connector.name, attempt.status, attempt.normalized_code,
                                  attempt.decline_class, attempt.latency_ms)
         log(

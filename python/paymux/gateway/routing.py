@@ -144,9 +144,13 @@ class Router:
             return None
         return self.engine.fee(connector, attributes_of(payment))
 
-    def observe(self, attempt: AttemptRecord, payment: PaymentRecord) -> None:
-        """Feed one attempt's outcome to the health windows (dynamic routing, breakers)."""
-        outcome = outcome_for(attempt.status, attempt.decline_class, attempt.normalized_code)
+    def observe(
+        self, attempt: AttemptRecord, payment: PaymentRecord, outcome: str | None = None
+    ) -> None:
+        """Feed one attempt's outcome to the health windows (dynamic routing, breakers);
+        ``outcome`` overrides the one read from the attempt (the engine's vocabulary)."""
+        if outcome is None:
+            outcome = outcome_for(attempt.status, attempt.decline_class, attempt.normalized_code)
         if outcome is None:
             return
         # Cascaded attempts (seq > 1) only see cards another PSP just declined: the engine keeps
