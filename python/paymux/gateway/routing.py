@@ -35,9 +35,10 @@ class RoutingCompileError(ValueError):
 
 def compile_routing(
     raw: dict[str, Any], capabilities: dict[str, Capabilities] | list[str],
-    health: Any = None,
+    running: RoutingEngine | None = None,
 ) -> RoutingEngine:
-    """Decode, check and compile a `[routing]` table into an engine. Raises RoutingCompileError."""
+    """Decode, check and compile a `[routing]` table into an engine (from ``running`` with
+    `with_config`, keeping its HealthBook, when given). Raises RoutingCompileError."""
     if not isinstance(raw, dict):
         raise RoutingCompileError("routing: the configuration must be a JSON object / TOML table")
     caps = capabilities if isinstance(capabilities, dict) else {
@@ -45,7 +46,9 @@ def compile_routing(
     }
     try:
         config = RoutingConfig.from_dict(raw)
-        return RoutingEngine(config, caps, health=health)
+        if running is not None:
+            return running.with_config(config)
+        return RoutingEngine(config, caps)
     except RoutingConfigError as exc:
         raise RoutingCompileError(str(exc), exc.field) from None
     except (TypeError, ValueError) as exc:  # anything the Rust side refuses
@@ -95,7 +98,7 @@ class Router:
 
     def compile(self, raw: dict[str, Any]) -> RoutingEngine:
         """Compile a candidate configuration against the live HealthBook; nothing changes."""
-        return compile_routing(raw, self.capabilities, health=self.engine.health)
+        return compile_routing(raw, self.capabilities, running=self.engine)
 
     def swap(self, engine: RoutingEngine, raw: dict[str, Any], version: int | None) -> None:
         self._active = (engine, raw, version)
