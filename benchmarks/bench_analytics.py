@@ -79,22 +79,63 @@ def fill(path: str, attempts: int, seed: int = 1) -> tuple[float, int]:
                 code, klass, raw = DECLINES[-1]
                 latency = 8000.0
             fee = amount * 29 // 1000 + 30
-            att_rows.append((
-                f"att_{made:012d}", pid, "m_bench", seq, connector, f"att_{made:012d}", status,
-                amount, currency, f"psp_{made}", raw, "declined" if raw else None, code, klass,
-                round(latency, 3), 0, None, fee, brand, bin_, country, t, t,
-            ))
+            att_rows.append(
+                (
+                    f"att_{made:012d}",
+                    pid,
+                    "m_bench",
+                    seq,
+                    connector,
+                    f"att_{made:012d}",
+                    status,
+                    amount,
+                    currency,
+                    f"psp_{made}",
+                    raw,
+                    "declined" if raw else None,
+                    code,
+                    klass,
+                    round(latency, 3),
+                    0,
+                    None,
+                    fee,
+                    brand,
+                    bin_,
+                    country,
+                    t,
+                    t,
+                )
+            )
             winner = connector
             if status == "captured":
                 final = "succeeded"
                 break
             if klass not in ("soft_route", "technical") or made >= attempts:
                 break
-        pay_rows.append((
-            pid, "m_bench", final, amount, currency, "automatic", 0,
-            amount if final == "succeeded" else 0, 0, winner, None, None, brand, bin_, "4242",
-            12, 2034, country, t, t,
-        ))
+        pay_rows.append(
+            (
+                pid,
+                "m_bench",
+                final,
+                amount,
+                currency,
+                "automatic",
+                0,
+                amount if final == "succeeded" else 0,
+                0,
+                winner,
+                None,
+                None,
+                brand,
+                bin_,
+                "4242",
+                12,
+                2034,
+                country,
+                t,
+                t,
+            )
+        )
         if len(att_rows) >= 50_000:
             _flush(conn, pay_rows, att_rows)
     _flush(conn, pay_rows, att_rows)
@@ -138,8 +179,11 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", help="build the store at this path and keep it")
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="skip the comparison with migration 1's indexes only")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the comparison with migration 1's indexes only",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or str(Path(tmp) / "bench.db")
@@ -148,16 +192,22 @@ def main() -> None:
         asyncio.run(store.close())
         t0 = time.perf_counter()
         now, payments = fill(path, args.attempts)
-        print(f"filled {args.attempts:,} attempts / {payments:,} payments in "
-              f"{time.perf_counter() - t0:.1f} s ({Path(path).stat().st_size / 2**20:.0f} MiB)")
+        print(
+            f"filled {args.attempts:,} attempts / {payments:,} payments in "
+            f"{time.perf_counter() - t0:.1f} s ({Path(path).stat().st_size / 2**20:.0f} MiB)"
+        )
         ranges = {
             "7 days, by connector": AnalyticsQuery(from_ts=now - WEEK - 1, to_ts=now + 1),
             "24 h, by connector": AnalyticsQuery(from_ts=now - 86400, to_ts=now + 1),
             "24 h, by connector+country": AnalyticsQuery(
-                from_ts=now - 86400, to_ts=now + 1, group_by=("connector", "country")),
+                from_ts=now - 86400, to_ts=now + 1, group_by=("connector", "country")
+            ),
             "1 h, connector=adyen, by brand": AnalyticsQuery(
-                from_ts=now - 3600, to_ts=now + 1, group_by=("brand",),
-                filters={"connector": ("adyen",)}),
+                from_ts=now - 3600,
+                to_ts=now + 1,
+                group_by=("brand",),
+                filters={"connector": ("adyen",)},
+            ),
         }
         print(f"\n{'report':<12}" + "".join(f"{label:>34}" for label in ranges))
         for name in REPORTS:
@@ -165,8 +215,12 @@ def main() -> None:
             for q in ranges.values():
                 if name == "timeseries":
                     span = q.to_ts - q.from_ts
-                    q = AnalyticsQuery(**{**{f: getattr(q, f) for f in q.__struct_fields__},
-                                          "resolution": 3600 if span > 86400 else 300})
+                    q = AnalyticsQuery(
+                        **{
+                            **{f: getattr(q, f) for f in q.__struct_fields__},
+                            "resolution": 3600 if span > 86400 else 300,
+                        }
+                    )
                 cells.append(f"{timed(path, name, q, args.repeat) * 1000:>31.1f} ms")
             print(f"{name:<12}" + "".join(cells))
         if not args.no_baseline:
@@ -186,8 +240,10 @@ def baseline(path: str, q: AnalyticsQuery, repeat: int) -> None:
         queries._attempts, queries._payments = hinted, payments
     print("\n24 h, by connector: analytics index vs migration 1's indexes only")
     for name in REPORTS:
-        print(f"{name:<12}{fast[name] * 1000:>10.1f} ms {slow[name] * 1000:>10.1f} ms"
-              f"   x{slow[name] / fast[name]:.1f}")
+        print(
+            f"{name:<12}{fast[name] * 1000:>10.1f} ms {slow[name] * 1000:>10.1f} ms"
+            f"   x{slow[name] / fast[name]:.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from paymux.gateway.http import SERVICE
 
-from tests.failover.helpers import eventually, payment_body, sandbox_outage
+from tests.failover.helpers import events, eventually, payment_body, sandbox_outage
 
 FAST_BREAKER = {"default_order": ["stripe", "adyen", "checkout"],
                 "health": {"breaker_open_seconds": 0.5, "breaker_max_open_seconds": 1.0,
@@ -54,3 +54,40 @@ async def test_outage_mid_burst_moves_traffic_and_the_breaker_recovers(gw):
     after = await asyncio.gather(*(pay(200 + i) for i in range(5)))
     assert {p["connector"] for p in after} == {"stripe"}
     assert all(len(p["attempts"]) == 1 for p in after)
+
+
+DYNAMIC_FAST_BREAKER = {
+    "default": {"strategy": "dynamic", "connectors": ["stripe", "adyen", "checkout"]},
+    "dynamic": {"exploration": 0.0, "seed": 1},
+    "health": {"breaker_open_seconds": 0.5, "breaker_max_open_seconds": 1.0,
+               "breaker_half_open_probes": 1},
+}
+
+
+@pytest.mark.gateway_config(routing=DYNAMIC_FAST_BREAKER)
+async def test_outage_under_dynamic_routing_excludes_the_psp_and_probes_it_back(gw):
+    router = gw.app[SERVICE].router
+    await sandbox_outage(gw, psp="stripe", error_rate=1.0, kind="error")
+    answered: list[dict] = []
+    for wave in range(5):
+        bodies = await asyncio.gather(*(
+            gw.post("/v1/payments", payment_body(amount=5000 + 10 * wave + i)) for i in range(8)))
+        assert all(status == 200 and b["status"] == "succeeded" for status, b in bodies)
+        answered += [b for _, b in bodies]
+    assert all(p["connector"] != "stripe" for p in answered)
+    assert router.breaker_states()["stripe"] in ("open", "half_open")
+    last = answered[-1]
+    created = next(e for e in events(gw.db_path, last["id"]) if e["type"] == "payment.created")
+    assert created["data"]["strategy"] == "dynamic"
+    assert {e["connector"] for e in created["data"]["estimates"]} >= {"adyen", "checkout"}
+    if "stripe" in created["data"].get("excluded", {}):
+        assert created["data"]["excluded"]["stripe"].startswith("breaker_")
+
+    await sandbox_outage(gw, psp="stripe", clear=True)
+
+    async def closed() -> bool:
+        status, body = await gw.post("/v1/payments", payment_body(amount=7000))
+        assert status == 200 and body["status"] == "succeeded"
+        return router.breaker_states()["stripe"] == "closed"
+
+    await eventually(closed, timeout_s=10, every_s=0.2)
