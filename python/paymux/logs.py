@@ -6,6 +6,8 @@ which are ids, codes, amounts and timings; nothing ever logs a request body, a c
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextvars
 import logging
 import sys
@@ -35,10 +37,71 @@ class JsonLineFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+class BatchedLineHandler(logging.Handler):
+    """Writes each record as one line, batched per event-loop iteration.
+
+    A payment logs a request line and an attempt line; written one by one, each was a write()
+    syscall on the event loop (8.5% of its samples under load). Inside a running loop, lines are
+    joined and written once by a callback on the loop's next turn; outside a loop (the CLI,
+    start-up, other threads) a line is written at once.
+    """
+
+    def __init__(self, stream: Any, max_pending: int = 512) -> None:
+        super().__init__()
+        self.stream = stream
+        self.max_pending = max_pending
+        self._pending: list[str] = []
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record))
+        except Exception:  # noqa: BLE001 - logging must never take a request down
+            self.handleError(record)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or len(self._pending) >= self.max_pending:
+            self.flush()
+        elif self._flush_on is not loop:
+            # Scheduled on this loop; a callback left on a loop that has since closed never runs,
+            # so a different loop schedules its own.
+            self._flush_on = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._flush_on = None
+            if not self._pending:
+                return
+            text = "\n".join(self._pending) + "\n"
+            self._pending.clear()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):  # a closed stream: nothing sensible left to do
+                pass
+        finally:
+            self.release()
+
+
+def _flush_all() -> None:
+    for handler in logging.getLogger("paymux").handlers:
+        handler.flush()
+
+
+atexit.register(_flush_all)
+
+
 def configure(level: str = "info", stream: Any = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = BatchedLineHandler(stream or sys.stderr)
     handler.setFormatter(JsonLineFormatter())
     root = logging.getLogger("paymux")
+    for old in root.handlers:
+        old.flush()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False

@@ -5,12 +5,12 @@ Handlers stay thin: decode the body into a Struct, call the PaymentService, enco
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import time
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -21,6 +21,7 @@ from paymux import metrics
 from paymux.gateway import schemas
 from paymux.gateway.errors import ApiError, ErrorEnvelope, from_validation, invalid
 from paymux.gateway.payments import PaymentService
+from paymux.ids import random_hex
 from paymux.logs import log, request_id_var
 from paymux.store.base import IdempotencyState, PaymentFilter, PaymentStatus, Store
 
@@ -84,9 +85,9 @@ async def decode(request: web.Request, cls: type[Any], allow_empty: bool = False
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, error rendering, and one wide log line per request."""
-    rid = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    rid = request.headers.get("X-Request-Id") or random_hex(16)
     if len(rid) > 64 or not rid.replace("-", "").isalnum():
-        rid = uuid.uuid4().hex
+        rid = random_hex(16)
     token = request_id_var.set(rid)
     started = time.perf_counter()
     try:
@@ -166,6 +167,22 @@ def _request_hash(app: web.Application, request: web.Request, body: bytes) -> st
     return mac.hexdigest()
 
 
+_background: set[asyncio.Task[None]] = set()
+
+
+def _in_background(write: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(write)
+    _background.add(task)
+    task.add_done_callback(_background_done)
+
+
+def _background_done(task: asyncio.Task[None]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log("background_write_failed", logging.ERROR,
+            error_type=type(task.exception()).__name__)
+
+
 def idempotent(handler: Handler) -> Handler:
     """Stripe's Idempotency-Key semantics for a POST handler that has authenticated already."""
 
@@ -207,7 +224,11 @@ def idempotent(handler: Handler) -> Handler:
             await store.release_idempotent(merchant_id, key)
             raise
         assert isinstance(response, web.Response) and isinstance(response.body, bytes)
-        await store.complete_idempotent(merchant_id, key, response.status, response.body)
+        # Not awaited: the response need not wait for this commit. The store's writer runs jobs
+        # in order, so a retry with this key reaches the store after it and is replayed; should
+        # the process die before the commit, crash recovery completes the record from the
+        # payment's stored state on the next start.
+        _in_background(store.complete_idempotent(merchant_id, key, response.status, response.body))
         return response
 
     return wrapper

@@ -189,17 +189,22 @@ class PaymentService:
                 "payment_method",
             )
         payment.routing = self.router.record(plan)  # rule, strategy, order, estimates, version
+        # The first attempt is persisted with the payment, in one commit, before the PSP call.
+        first = self._new_attempt(payment, plan.connectors[0], 1)
         await self.store.create_payment(
             payment,
             new_token,
             [_event(payment, "payment.created", now, to_status=payment.status, data=payment.routing)],
             idempotency_key,
+            first_attempt=first,
         )
         revealed = self.vault.reveal(merchant_id, token.id, token.ciphertext)
         card = CardDetails(revealed.number, revealed.exp_month, revealed.exp_year, cvc, holder)
         del revealed
         try:
-            attempts = await self._run_attempts(payment, card, plan.connectors, body.description)
+            attempts = await self._run_attempts(
+                payment, card, plan.connectors, body.description, first[0]
+            )
         finally:
             card.number = ""
             card.cvc = None
@@ -208,9 +213,15 @@ class PaymentService:
         return (402 if payment.status == PaymentStatus.FAILED else 200), view
 
     async def _run_attempts(
-        self, payment: PaymentRecord, card: CardDetails, order: list[str], description: str | None
+        self,
+        payment: PaymentRecord,
+        card: CardDetails,
+        order: list[str],
+        description: str | None,
+        first: AttemptRecord,
     ) -> list[AttemptRecord]:
-        """Attempt the candidates in order; returns the attempts made, each one persisted."""
+        """Attempt the candidates in order, starting with ``first`` (already persisted); returns
+        the attempts made, each one persisted."""
         started = time.monotonic()
         budget = self.config.payments
         remaining = list(order)
@@ -220,9 +231,13 @@ class PaymentService:
             name = remaining.pop(0)
             seq += 1
             connector = self.connectors[name]
-            attempt, result, reached_psp = await self._attempt(
-                payment, connector, card, seq, description
-            )
+            if seq == 1:
+                attempt = first
+            else:
+                attempt, started_event = self._new_attempt(payment, name, seq)
+                # Persisted before the PSP call: a crash after this is found and synced on restart.
+                await self.store.start_attempt(attempt, started_event)
+            result, reached_psp = await self._attempt(payment, connector, card, attempt, description)
             attempts.append(attempt)
             status = result.status
             if status in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED):
@@ -300,23 +315,17 @@ class PaymentService:
                 await asyncio.sleep(decision.delay_s)
         return attempts
 
-    async def _attempt(
-        self,
-        payment: PaymentRecord,
-        connector: Connector,
-        card: CardDetails,
-        seq: int,
-        description: str | None,
-    ) -> tuple[AttemptRecord, ConnectorResult, bool]:
-        """One attempt; the flag says the request may have reached the PSP although the final
-        result says it did not (an ambiguous answer that sync resolved as not found)."""
+    def _new_attempt(
+        self, payment: PaymentRecord, connector: str, seq: int
+    ) -> tuple[AttemptRecord, EventRecord]:
+        """An attempt record and its ``attempt.started`` event, to persist before the PSP call."""
         now = time.time()
         attempt = AttemptRecord(
             id=new_id("att"),
             payment_id=payment.id,
             merchant_id=payment.merchant_id,
             seq=seq,
-            connector=connector.name,
+            connector=connector,
             reference="",
             status="started",
             amount=payment.amount,
@@ -324,16 +333,25 @@ class PaymentService:
             card_brand=payment.card_brand,
             card_bin=payment.card_bin,
             billing_country=payment.billing_country,
-            fee=self.router.fee(connector.name, payment),
+            fee=self.router.fee(connector, payment),
             created_at=now,
             updated_at=now,
         )
         attempt.reference = attempt.id  # the PSP's idempotency key: unique per attempt
-        # Persisted before the PSP call: a crash after this point is found and synced on restart.
-        await self.store.start_attempt(
-            attempt, _event(payment, "attempt.started", now, attempt_id=attempt.id,
-                            data={"connector": connector.name, "seq": seq})
-        )
+        return attempt, _event(payment, "attempt.started", now, attempt_id=attempt.id,
+                               data={"connector": connector, "seq": seq})
+
+    async def _attempt(
+        self,
+        payment: PaymentRecord,
+        connector: Connector,
+        card: CardDetails,
+        attempt: AttemptRecord,
+        description: str | None,
+    ) -> tuple[ConnectorResult, bool]:
+        """One attempt, already persisted; the flag says the request may have reached the PSP
+        although the final result says it did not (an ambiguous answer that sync resolved as not
+        found)."""
         request = AuthorizeRequest(
             reference=attempt.reference,
             payment_id=payment.id,
@@ -364,7 +382,7 @@ class PaymentService:
             payment_id=payment.id,
             attempt_id=attempt.id,
             connector=connector.name,
-            seq=seq,
+            seq=attempt.seq,
             outcome=attempt.status,
             normalized_code=attempt.normalized_code,
             decline_class=attempt.decline_class,
@@ -372,7 +390,7 @@ class PaymentService:
             latency_ms=attempt.latency_ms,
             ambiguous=attempt.ambiguous,
         )
-        return attempt, result, reached_psp
+        return result, reached_psp
 
     async def _sync_after_ambiguity(
         self,

@@ -418,6 +418,7 @@ class SqliteStore(Store):
         token: TokenRecord | None,
         events: list[EventRecord],
         idempotency_key: str | None,
+        first_attempt: tuple[AttemptRecord, EventRecord] | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
             if token is not None:
@@ -430,6 +431,9 @@ class SqliteStore(Store):
                     "UPDATE idempotency SET payment_id = ? WHERE merchant_id = ? AND key = ?",
                     (payment.id, payment.merchant_id, idempotency_key),
                 )
+            if first_attempt is not None:
+                _insert(conn, "attempts", first_attempt[0])
+                _insert(conn, "events", first_attempt[1])
 
         await self._write(op)
 
