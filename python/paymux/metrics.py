@@ -103,6 +103,13 @@ def attempt_finished(connector: str, outcome: str, normalized_code: str | None,
         _child(PSP_LATENCY, connector, outcome).observe(latency_ms / 1000.0)
 
 
+def _rule_label(rule: str) -> str:
+    """A merchant's own rule is named ``<merchant id>:<rule>``; no id goes in a label, so the
+    label keeps only that it was a merchant rule, and which."""
+    merchant, sep, name = rule.partition(":")
+    return f"merchant:{name}" if sep and merchant else rule
+
+
 def payment_finished(payment: Any, attempt: Any, event: str) -> None:
     """A payment reached the state it answers with (approved, failed, pending or recovered)."""
     status = str(payment.status)
@@ -114,7 +121,7 @@ def payment_finished(payment: Any, attempt: Any, event: str) -> None:
         return  # counted when it was created; routing and cascades happened then
     routing = payment.routing or {}
     order = routing.get("order") or [""]
-    _child(ROUTING, str(routing.get("rule", "")), str(routing.get("strategy", "")),
+    _child(ROUTING, _rule_label(str(routing.get("rule", ""))), str(routing.get("strategy", "")),
            str(order[0])).inc()
     if attempt.seq > 1:
         if status in ("succeeded", "requires_capture"):

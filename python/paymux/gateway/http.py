@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -264,7 +265,7 @@ def _float_param(request: web.Request, name: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise invalid("parameter_invalid", f"{name} must be a unix timestamp", name) from None
-    if value != value or value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise invalid("parameter_invalid", f"{name} must be a unix timestamp", name)
     return value
 

@@ -666,17 +666,25 @@ class PaymentService:
             elif result.status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION):
                 payment.connector = attempt.connector
                 payment.connector_reference = result.connector_reference
+            elif result.status is AttemptStatus.NOT_FOUND:
+                # The PSP never saw it (the gateway stopped before or while sending): nothing was
+                # charged, so the client's retry with the same Idempotency-Key is processed
+                # afresh, and should this attempt surface at the PSP after all, it is voided.
+                attempt.status = AttemptStatus.FAILED
+                payment.status = PaymentStatus.FAILED
+                payment.connector = attempt.connector
+                payment.error = _interrupted_error()
+                if self.reconciler is not None:
+                    await self.reconciler.watch(attempt, "late_auth", "not found after restart")
             else:
-                attempt.status = (
-                    AttemptStatus.FAILED if result.status is AttemptStatus.NOT_FOUND else result.status
-                )
+                attempt.status = result.status
                 payment.status = PaymentStatus.FAILED
                 payment.connector = attempt.connector
                 payment.error = {
                     "type": "api_error", "code": result.normalized_code or "not_processed",
                     "decline_class": result.decline_class,
-                    "message": "The gateway restarted before the PSP answered; the PSP has no "
-                               "approved payment for this attempt.",
+                    "message": "The gateway restarted before the PSP's answer was recorded; the "
+                               "PSP did not approve this attempt.",
                     "raw_code": result.raw_code,
                 }
             await self._finish(payment, attempt, "payment.recovered")
@@ -698,12 +706,7 @@ class PaymentService:
                 continue  # the PSP may still act on it: leave it for sync and webhooks
             before = payment.status
             payment.status = PaymentStatus.FAILED
-            payment.error = {
-                "type": "api_error", "code": "processing_interrupted", "decline_class": None,
-                "message": "The gateway stopped before this payment was completed; no PSP holds "
-                           "funds for it. Retry with the same Idempotency-Key.",
-                "raw_code": None,
-            }
+            payment.error = _interrupted_error()
             payment.updated_at = time.time()
             await self.store.transition_payment(
                 payment, (before,),
@@ -727,6 +730,16 @@ class PaymentService:
             await self.store.complete_idempotent(
                 record.merchant_id, record.key, status, encode_body(view)
             )
+
+
+def _interrupted_error() -> dict[str, Any]:
+    """The error of a payment the gateway stopped processing before any PSP acted on it."""
+    return {
+        "type": "api_error", "code": "processing_interrupted", "decline_class": None,
+        "message": "The gateway stopped before this payment was completed; no PSP holds funds "
+                   "for it. Retry with the same Idempotency-Key.",
+        "raw_code": None,
+    }
 
 
 def card_view_of(payment: PaymentRecord) -> schemas.CardView | None:
