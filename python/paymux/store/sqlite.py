@@ -92,12 +92,29 @@ def _insert(conn: sqlite3.Connection, table: str, record: msgspec.Struct) -> Non
     conn.execute(sql, row)
 
 
+# Columns a row never changes after its insert. An UPDATE leaves them out of its SET list, so
+# SQLite skips the indexes made only of them (attempts by time and connector, payments by
+# merchant and time) instead of rewriting their entries on every state change.
+_FIXED_AT_INSERT = {
+    "attempts": frozenset({
+        "id", "payment_id", "merchant_id", "seq", "connector", "reference", "amount", "currency",
+        "fee", "card_brand", "card_bin", "billing_country", "created_at",
+    }),
+    "payments": frozenset({
+        "id", "merchant_id", "amount", "currency", "capture_method", "token_id", "card_brand",
+        "card_bin", "card_last4", "card_exp_month", "card_exp_year", "billing_country",
+        "reference", "metadata", "routing", "created_at",
+    }),
+}
+
+
 def _update(conn: sqlite3.Connection, table: str, record: msgspec.Struct, where: str = "") -> int:
     row = _to_row(record)
     key = ("update", table, tuple(row), where)
     sql = _SQL.get(key)
     if sql is None:
-        sets = ", ".join(f"{c} = :{c}" for c in row if c != "id")
+        fixed = _FIXED_AT_INSERT.get(table, frozenset({"id"}))
+        sets = ", ".join(f"{c} = :{c}" for c in row if c != "id" and c not in fixed)
         sql = _SQL[key] = f"UPDATE {table} SET {sets} WHERE id = :id {where}"
     cur = conn.execute(sql, row)
     return cur.rowcount
