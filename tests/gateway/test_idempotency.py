@@ -58,3 +58,23 @@ async def test_hundred_concurrent_identical_requests_authorize_once(gateway):
         p for psp in ledger["psps"].values() for p in psp["payments"] if p["amount"] == 4321
     ]
     assert len(authorizations) == 1
+
+
+async def test_a_new_payments_answer_is_stored_with_its_final_state(gateway):
+    """The idempotent answer is written in the payment's final transaction: as soon as the
+    client has its answer, the key is completed with exactly those bytes."""
+    import sqlite3
+
+    async with gateway.session.post(gateway.url + "/v1/payments", json=_body(4321),
+                                    headers=gateway.headers(idem="k-stored")) as r:
+        raw = await r.read()
+        assert r.status == 200
+    conn = sqlite3.connect(gateway.db_path)
+    try:
+        status, code, body, payment_status = conn.execute(
+            "SELECT i.status, i.response_status, i.response_body, p.status FROM idempotency i "
+            "JOIN payments p ON p.id = i.payment_id WHERE i.key = 'k-stored'").fetchone()
+    finally:
+        conn.close()
+    assert (status, code, payment_status) == ("completed", 200, "succeeded")
+    assert bytes(body) == raw

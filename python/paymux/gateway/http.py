@@ -22,6 +22,7 @@ from paymux import metrics
 from paymux.gateway import schemas
 from paymux.gateway.errors import ApiError, ErrorEnvelope, from_validation, invalid
 from paymux.gateway.payments import PaymentService
+from paymux.gateway.schemas import encode_body
 from paymux.ids import random_hex
 from paymux.logs import log, request_id_var
 from paymux.store.base import IdempotencyState, PaymentFilter, PaymentStatus, Store
@@ -35,15 +36,13 @@ KEY_CACHE: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("key_cache", di
 IDEMPOTENCY_TTL: web.AppKey[float] = web.AppKey("idempotency_ttl", float)
 MERCHANT_ID: web.RequestKey[str] = web.RequestKey("merchant_id", str)
 IDEMPOTENCY_KEY: web.RequestKey[str] = web.RequestKey("idempotency_key", str)
+# Set by a handler whose service call completed the idempotency record itself, in the same
+# transaction as the state it answers with (a new payment's final state).
+IDEMPOTENCY_COMPLETED: web.RequestKey[bool] = web.RequestKey("idempotency_completed", bool)
 
-_encoder = msgspec.json.Encoder()
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 _KEY_CACHE_TTL_S = 30.0
 _MAX_IDEMPOTENCY_KEY = 255
-
-
-def encode_body(value: Any) -> bytes:
-    return _encoder.encode(value)
 
 
 def json_response(status: int, value: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -225,6 +224,8 @@ def idempotent(handler: Handler) -> Handler:
             await store.release_idempotent(merchant_id, key)
             raise
         assert isinstance(response, web.Response) and isinstance(response.body, bytes)
+        if request.get(IDEMPOTENCY_COMPLETED):
+            return response
         # Not awaited: the response need not wait for this commit. The store's writer runs jobs
         # in order, so a retry with this key reaches the store after it and is replayed; should
         # the process die before the commit, crash recovery completes the record from the
@@ -245,10 +246,11 @@ def _service(request: web.Request) -> PaymentService:
 @idempotent
 async def create_payment(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CreatePayment)
-    status, view = await _service(request).create_payment(
-        request[MERCHANT_ID], body, request.get(IDEMPOTENCY_KEY)
-    )
-    return json_response(status, view)
+    key = request.get(IDEMPOTENCY_KEY)
+    status, answer = await _service(request).create_payment(request[MERCHANT_ID], body, key)
+    if key is not None:
+        request[IDEMPOTENCY_COMPLETED] = True
+    return web.Response(status=status, body=answer, content_type="application/json")
 
 
 async def get_payment(request: web.Request) -> web.StreamResponse:

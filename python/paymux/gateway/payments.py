@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from paymux import metrics
@@ -27,6 +28,7 @@ from paymux.gateway import schemas
 from paymux.gateway.config import GatewayConfig
 from paymux.gateway.errors import ApiError, invalid, not_found
 from paymux.gateway.routing import Router
+from paymux.gateway.schemas import encode_body
 
 if TYPE_CHECKING:
     from paymux.gateway.reconciler import Reconciler
@@ -38,6 +40,7 @@ from paymux.store.base import (
     AttemptRecord,
     Conflict,
     EventRecord,
+    IdempotentResponse,
     PaymentFilter,
     PaymentRecord,
     PaymentStatus,
@@ -68,6 +71,17 @@ def _event(payment: PaymentRecord, type_: str, now: float, **kw: Any) -> EventRe
     return EventRecord(
         payment_id=payment.id, merchant_id=payment.merchant_id, type=type_, created_at=now, **kw
     )
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """How a payment's attempts ended: the attempts made, the event of the payment's final
+    state, and what the reconciler should keep watching on the last attempt, if anything."""
+
+    attempts: list[AttemptRecord]
+    event: str
+    watch: str | None = None
+    watch_note: str | None = None
 
 
 class PaymentService:
@@ -129,7 +143,10 @@ class PaymentService:
 
     async def create_payment(
         self, merchant_id: str, body: schemas.CreatePayment, idempotency_key: str | None
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, bytes]:
+        """Authorize (and capture) a new payment; returns the HTTP status and the JSON answer.
+        With ``idempotency_key`` (claimed by the caller), the key's record is completed with
+        that answer in the same transaction as the payment's final state."""
         if not is_known_currency(body.currency):
             raise invalid("invalid_currency", f"Unknown currency {body.currency}", "currency")
         method = body.payment_method
@@ -202,15 +219,26 @@ class PaymentService:
         card = CardDetails(revealed.number, revealed.exp_month, revealed.exp_year, cvc, holder)
         del revealed
         try:
-            attempts = await self._run_attempts(
+            outcome = await self._run_attempts(
                 payment, card, plan.connectors, body.description, first[0]
             )
         finally:
             card.number = ""
             card.cvc = None
-        # The attempts just persisted, in seq order: what reading them back would return.
-        view = payment_view(payment, attempts)
-        return (402 if payment.status == PaymentStatus.FAILED else 200), view
+        # The attempts, in seq order, are what reading them back would return.
+        status = 402 if payment.status == PaymentStatus.FAILED else 200
+        answer = encode_body(payment_view(payment, outcome.attempts))
+        completion = None
+        if idempotency_key is not None:
+            completion = IdempotentResponse(
+                merchant_id=merchant_id, key=idempotency_key, status=status, body=answer
+            )
+        last = outcome.attempts[-1]
+        # The payment's final state, its event and the idempotent answer: one transaction.
+        await self._finish(payment, last, outcome.event, completion)
+        if outcome.watch is not None and self.reconciler is not None:
+            await self.reconciler.watch(last, outcome.watch, outcome.watch_note)
+        return status, answer
 
     async def _run_attempts(
         self,
@@ -219,15 +247,16 @@ class PaymentService:
         order: list[str],
         description: str | None,
         first: AttemptRecord,
-    ) -> list[AttemptRecord]:
-        """Attempt the candidates in order, starting with ``first`` (already persisted); returns
-        the attempts made, each one persisted."""
+    ) -> _Outcome:
+        """Attempt the candidates in order, starting with ``first`` (already persisted), until
+        one settles the payment. Every attempt but the last is persisted finished; the last one
+        and the payment's final state are left for the caller to write (``_finish``)."""
         started = time.monotonic()
         budget = self.config.payments
         remaining = list(order)
         seq = 0
         attempts: list[AttemptRecord] = []
-        while remaining:
+        while True:
             name = remaining.pop(0)
             seq += 1
             connector = self.connectors[name]
@@ -243,8 +272,7 @@ class PaymentService:
             if status in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED):
                 attempt.next_action = "done"
                 self._apply_authorization(payment, attempt, result)
-                await self._finish(payment, attempt, "payment.authorized")
-                return attempts
+                return _Outcome(attempts, "payment.authorized")
             if status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION) or (
                 status is AttemptStatus.FAILED and result.ambiguous
             ):
@@ -257,10 +285,9 @@ class PaymentService:
                 )
                 payment.connector = name
                 payment.connector_reference = result.connector_reference
-                await self._finish(payment, attempt, "payment.pending")
-                if self.reconciler is not None and status is not AttemptStatus.REQUIRES_ACTION:
-                    await self.reconciler.watch(attempt, "pending")
-                return attempts
+                # A 3DS challenge waits for the customer; anything else is synced until settled.
+                watch = None if status is AttemptStatus.REQUIRES_ACTION else "pending"
+                return _Outcome(attempts, "payment.pending", watch)
             decision = await self.policy.decide(
                 status,
                 result.decline_class,
@@ -279,7 +306,9 @@ class PaymentService:
                 ),
             )
             attempt.next_action = decision.reason
-            if not decision.cascade:
+            if decision.cascade and not remaining:  # a policy cannot cascade to nobody
+                attempt.next_action = "no_candidates_left"
+            if not decision.cascade or not remaining:
                 payment.status = PaymentStatus.FAILED
                 payment.connector = name
                 payment.error = {
@@ -289,10 +318,9 @@ class PaymentService:
                     "message": result.raw_message or "The payment was declined.",
                     "raw_code": result.raw_code,
                 }
-                await self._finish(payment, attempt, "payment.failed")
-                if reached_psp and self.reconciler is not None:
-                    await self.reconciler.watch(attempt, "late_auth", "sync said not found")
-                return attempts
+                if reached_psp:  # should it surface at the PSP after all, it is voided
+                    return _Outcome(attempts, "payment.failed", "late_auth", "sync said not found")
+                return _Outcome(attempts, "payment.failed")
             if decision.next_connector is not None and decision.next_connector in remaining:
                 remaining.remove(decision.next_connector)
                 remaining.insert(0, decision.next_connector)
@@ -313,7 +341,6 @@ class PaymentService:
                 await self.reconciler.watch(attempt, "late_auth", "sync said not found")
             if decision.delay_s > 0:
                 await asyncio.sleep(decision.delay_s)
-        return attempts
 
     def _new_attempt(
         self, payment: PaymentRecord, connector: str, seq: int
@@ -451,7 +478,13 @@ class PaymentService:
             payment.status = PaymentStatus.REQUIRES_CAPTURE
             payment.amount_capturable = payment.amount
 
-    async def _finish(self, payment: PaymentRecord, attempt: AttemptRecord, event: str) -> None:
+    async def _finish(
+        self,
+        payment: PaymentRecord,
+        attempt: AttemptRecord,
+        event: str,
+        idempotent_response: IdempotentResponse | None = None,
+    ) -> None:
         now = time.time()
         payment.updated_at = now
         metrics.payment_finished(payment, attempt, event)
@@ -460,6 +493,7 @@ class PaymentService:
             payment,
             [_event(payment, event, now, to_status=payment.status, attempt_id=attempt.id,
                     data={"reason": attempt.next_action})],
+            idempotent_response,
         )
 
     async def _payment_response(self, payment: PaymentRecord) -> tuple[int, Any]:
@@ -717,8 +751,6 @@ class PaymentService:
     async def _complete_stale_idempotency(self) -> None:
         """Keys whose first request never got its answer out: replay the payment's state if it
         reached a PSP, otherwise forget the key so the client's retry is processed afresh."""
-        from paymux.gateway.http import encode_body
-
         for record in await self.store.stale_idempotency_records():
             payment = None
             if record.payment_id is not None:

@@ -180,6 +180,15 @@ class IdempotencyRecord(msgspec.Struct, kw_only=True):
     payment_id: str | None = None
 
 
+class IdempotentResponse(msgspec.Struct, kw_only=True, frozen=True):
+    """The answer that completes an idempotency record: replayed exactly for the same key."""
+
+    merchant_id: str
+    key: str
+    status: int
+    body: bytes
+
+
 class PaymentFilter(msgspec.Struct, kw_only=True):
     status: str | None = None
     connector: str | None = None
@@ -282,8 +291,10 @@ class Store(abc.ABC):
         attempt: AttemptRecord,
         payment: PaymentRecord | None,
         events: list[EventRecord],
+        idempotent_response: IdempotentResponse | None = None,
     ) -> None:
-        """Record the attempt's outcome, and the payment's new state if it changed."""
+        """Record the attempt's outcome, and the payment's new state if it changed; with
+        ``idempotent_response``, complete that idempotency record in the same transaction."""
 
     @abc.abstractmethod
     async def transition_payment(

@@ -25,6 +25,7 @@ from paymux.store.base import (
     EventRecord,
     IdempotencyRecord,
     IdempotencyState,
+    IdempotentResponse,
     Merchant,
     PaymentFilter,
     PaymentRecord,
@@ -118,6 +119,16 @@ def _update(conn: sqlite3.Connection, table: str, record: msgspec.Struct, where:
         sql = _SQL[key] = f"UPDATE {table} SET {sets} WHERE id = :id {where}"
     cur = conn.execute(sql, row)
     return cur.rowcount
+
+
+def _complete_idempotent(
+    conn: sqlite3.Connection, merchant_id: str, key: str, status: int, body: bytes
+) -> None:
+    conn.execute(
+        "UPDATE idempotency SET status = 'completed', response_status = ?, response_body = ? "
+        "WHERE merchant_id = ? AND key = ?",
+        (status, body, merchant_id, key),
+    )
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -443,11 +454,7 @@ class SqliteStore(Store):
         self, merchant_id: str, key: str, status: int, body: bytes
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE idempotency SET status = 'completed', response_status = ?, "
-                "response_body = ? WHERE merchant_id = ? AND key = ?",
-                (status, body, merchant_id, key),
-            )
+            _complete_idempotent(conn, merchant_id, key, status, body)
 
         await self._write(op)
 
@@ -508,7 +515,11 @@ class SqliteStore(Store):
         await self._write(op)
 
     async def finish_attempt(
-        self, attempt: AttemptRecord, payment: PaymentRecord | None, events: list[EventRecord]
+        self,
+        attempt: AttemptRecord,
+        payment: PaymentRecord | None,
+        events: list[EventRecord],
+        idempotent_response: IdempotentResponse | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
             _update(conn, "attempts", attempt)
@@ -516,6 +527,9 @@ class SqliteStore(Store):
                 _update(conn, "payments", payment)
             for event in events:
                 _insert(conn, "events", event)
+            if idempotent_response is not None:
+                r = idempotent_response
+                _complete_idempotent(conn, r.merchant_id, r.key, r.status, r.body)
 
         await self._write(op)
 
