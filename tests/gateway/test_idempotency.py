@@ -78,3 +78,15 @@ async def test_a_new_payments_answer_is_stored_with_its_final_state(gateway):
         conn.close()
     assert (status, code, payment_status) == ("completed", 200, "succeeded")
     assert bytes(body) == raw
+
+
+async def test_a_request_that_fails_validation_claims_no_key(gateway):
+    """As Stripe: no result is saved for a request that never started executing, so the
+    corrected request with the same key is processed."""
+    bad = {"amount": -5, "currency": "EUR", "payment_method": card()}
+    status, err = await gateway.post("/v1/payments", bad, idem="k-fixed")
+    assert status == 400 and err["error"]["param"] == "amount"
+    status, paid = await gateway.post("/v1/payments", _body(1500), idem="k-fixed")
+    assert status == 200 and paid["status"] == "succeeded"
+    status, again = await gateway.post("/v1/payments", _body(1500), idem="k-fixed")
+    assert (status, again["id"]) == (200, paid["id"])

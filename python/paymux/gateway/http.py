@@ -25,7 +25,16 @@ from paymux.gateway.payments import PaymentService
 from paymux.gateway.schemas import encode_body
 from paymux.ids import random_hex
 from paymux.logs import log, request_id_var
-from paymux.store.base import IdempotencyState, PaymentFilter, PaymentStatus, Store
+from paymux.store.base import (
+    IdempotencyClaim,
+    IdempotencyRecord,
+    IdempotencyState,
+    IdempotencyTaken,
+    PaymentFilter,
+    PaymentStatus,
+    Store,
+    idempotency_state,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,9 +45,9 @@ KEY_CACHE: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("key_cache", di
 IDEMPOTENCY_TTL: web.AppKey[float] = web.AppKey("idempotency_ttl", float)
 MERCHANT_ID: web.RequestKey[str] = web.RequestKey("merchant_id", str)
 IDEMPOTENCY_KEY: web.RequestKey[str] = web.RequestKey("idempotency_key", str)
-# Set by a handler whose service call completed the idempotency record itself, in the same
-# transaction as the state it answers with (a new payment's final state).
-IDEMPOTENCY_COMPLETED: web.RequestKey[bool] = web.RequestKey("idempotency_completed", bool)
+IDEMPOTENCY_CLAIM: web.RequestKey[IdempotencyClaim] = web.RequestKey(
+    "idempotency_claim", IdempotencyClaim
+)
 
 _decoders: dict[type, msgspec.json.Decoder[Any]] = {}
 _KEY_CACHE_TTL_S = 30.0
@@ -183,36 +192,82 @@ def _background_done(task: asyncio.Task[None]) -> None:
             error_type=type(task.exception()).__name__)
 
 
-def idempotent(handler: Handler) -> Handler:
-    """Stripe's Idempotency-Key semantics for a POST handler that has authenticated already."""
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and (not key or len(key) > _MAX_IDEMPOTENCY_KEY):
+        raise invalid("idempotency_key_invalid",
+                      f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters",
+                      "Idempotency-Key")
+    return key
+
+
+def _answer_bound_key(state: IdempotencyState, record: IdempotencyRecord) -> web.Response:
+    """The answer to a request whose key is bound already: replay, or why not."""
+    if state is IdempotencyState.MISMATCH:
+        raise ApiError(422, "idempotency_error", "idempotency_key_reused",
+                       "This Idempotency-Key was used with different parameters")
+    if state is IdempotencyState.IN_PROGRESS:
+        raise ApiError(409, "idempotency_error", "idempotency_key_in_use",
+                       "A request with this Idempotency-Key is still being processed")
+    assert record.response_status is not None
+    return web.Response(
+        status=record.response_status, body=record.response_body,
+        content_type="application/json", headers={"Idempotent-Replayed": "true"},
+    )
+
+
+def idempotent_in_transaction(handler: Handler) -> Handler:
+    """Idempotency-Key for a handler whose service claims the key in the transaction that
+    creates its object (a new payment) and completes it with its answer in its last one: two
+    commits fewer than claiming and completing on their own.
+
+    A key seen before is answered from its record before anything else runs. A request that
+    fails validation claims nothing (as Stripe, which saves no result for a request that did not
+    start executing). A concurrent request that claimed the key in between is caught by the
+    claim itself, which is atomic with the insert, and answered as a bound key.
+    """
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         merchant_id = await authenticate(request)
-        key = request.headers.get("Idempotency-Key")
+        key = _idempotency_key(request)
         if key is None:
             return await handler(request)
-        if not key or len(key) > _MAX_IDEMPOTENCY_KEY:
-            raise invalid("idempotency_key_invalid",
-                          f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters",
-                          "Idempotency-Key")
+        app = request.app
+        request_hash = _request_hash(app, request, await request.read())
+        now = time.time()
+        record = await app[STORE].get_idempotent(merchant_id, key, now, app[IDEMPOTENCY_TTL])
+        if record is not None:
+            return _answer_bound_key(idempotency_state(record, request_hash), record)
+        request[IDEMPOTENCY_CLAIM] = IdempotencyClaim(
+            merchant_id=merchant_id, key=key, request_hash=request_hash, now=now,
+            ttl_s=app[IDEMPOTENCY_TTL],
+        )
+        try:
+            return await handler(request)
+        except IdempotencyTaken as taken:
+            return _answer_bound_key(taken.state, taken.record)
+
+    return wrapper
+
+
+def idempotent(handler: Handler) -> Handler:
+    """Stripe's Idempotency-Key semantics for a POST handler: the key is claimed before the
+    handler runs and completed with whatever it answers (success or error)."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        merchant_id = await authenticate(request)
+        key = _idempotency_key(request)
+        if key is None:
+            return await handler(request)
         app = request.app
         store = app[STORE]
         body = await request.read()
         state, record = await store.begin_idempotent(
             merchant_id, key, _request_hash(app, request, body), time.time(), app[IDEMPOTENCY_TTL]
         )
-        if state is IdempotencyState.MISMATCH:
-            raise ApiError(422, "idempotency_error", "idempotency_key_reused",
-                           "This Idempotency-Key was used with different parameters")
-        if state is IdempotencyState.IN_PROGRESS:
-            raise ApiError(409, "idempotency_error", "idempotency_key_in_use",
-                           "A request with this Idempotency-Key is still being processed")
-        if state is IdempotencyState.COMPLETED:
-            assert record is not None and record.response_status is not None
-            return web.Response(
-                status=record.response_status, body=record.response_body,
-                content_type="application/json", headers={"Idempotent-Replayed": "true"},
-            )
+        if state is not IdempotencyState.NEW:
+            assert record is not None
+            return _answer_bound_key(state, record)
         request[IDEMPOTENCY_KEY] = key
         try:
             response = await handler(request)
@@ -224,8 +279,6 @@ def idempotent(handler: Handler) -> Handler:
             await store.release_idempotent(merchant_id, key)
             raise
         assert isinstance(response, web.Response) and isinstance(response.body, bytes)
-        if request.get(IDEMPOTENCY_COMPLETED):
-            return response
         # Not awaited: the response need not wait for this commit. The store's writer runs jobs
         # in order, so a retry with this key reaches the store after it and is replayed; should
         # the process die before the commit, crash recovery completes the record from the
@@ -243,13 +296,12 @@ def _service(request: web.Request) -> PaymentService:
     return request.app[SERVICE]
 
 
-@idempotent
+@idempotent_in_transaction
 async def create_payment(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CreatePayment)
-    key = request.get(IDEMPOTENCY_KEY)
-    status, answer = await _service(request).create_payment(request[MERCHANT_ID], body, key)
-    if key is not None:
-        request[IDEMPOTENCY_COMPLETED] = True
+    status, answer = await _service(request).create_payment(
+        request[MERCHANT_ID], body, request.get(IDEMPOTENCY_CLAIM)
+    )
     return web.Response(status=status, body=answer, content_type="application/json")
 
 

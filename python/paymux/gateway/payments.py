@@ -40,6 +40,7 @@ from paymux.store.base import (
     AttemptRecord,
     Conflict,
     EventRecord,
+    IdempotencyClaim,
     IdempotentResponse,
     PaymentFilter,
     PaymentRecord,
@@ -142,11 +143,13 @@ class PaymentService:
     # payments
 
     async def create_payment(
-        self, merchant_id: str, body: schemas.CreatePayment, idempotency_key: str | None
+        self, merchant_id: str, body: schemas.CreatePayment, claim: IdempotencyClaim | None
     ) -> tuple[int, bytes]:
         """Authorize (and capture) a new payment; returns the HTTP status and the JSON answer.
-        With ``idempotency_key`` (claimed by the caller), the key's record is completed with
-        that answer in the same transaction as the payment's final state."""
+
+        With ``claim``, the Idempotency-Key is claimed in the transaction that creates the
+        payment (IdempotencyTaken if it is bound already, with nothing written) and completed
+        with the answer in the one that writes its final state."""
         if not is_known_currency(body.currency):
             raise invalid("invalid_currency", f"Unknown currency {body.currency}", "currency")
         method = body.payment_method
@@ -212,8 +215,9 @@ class PaymentService:
             payment,
             new_token,
             [_event(payment, "payment.created", now, to_status=payment.status, data=payment.routing)],
-            idempotency_key,
+            claim.key if claim is not None else None,
             first_attempt=first,
+            claim=claim,
         )
         revealed = self.vault.reveal(merchant_id, token.id, token.ciphertext)
         card = CardDetails(revealed.number, revealed.exp_month, revealed.exp_year, cvc, holder)
@@ -229,9 +233,9 @@ class PaymentService:
         status = 402 if payment.status == PaymentStatus.FAILED else 200
         answer = encode_body(payment_view(payment, outcome.attempts))
         completion = None
-        if idempotency_key is not None:
+        if claim is not None:
             completion = IdempotentResponse(
-                merchant_id=merchant_id, key=idempotency_key, status=status, body=answer
+                merchant_id=merchant_id, key=claim.key, status=status, body=answer
             )
         last = outcome.attempts[-1]
         # The payment's final state, its event and the idempotent answer: one transaction.

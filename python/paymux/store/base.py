@@ -180,6 +180,34 @@ class IdempotencyRecord(msgspec.Struct, kw_only=True):
     payment_id: str | None = None
 
 
+class IdempotencyClaim(msgspec.Struct, kw_only=True, frozen=True):
+    """A request's claim on an Idempotency-Key, made in the same transaction as what it creates."""
+
+    merchant_id: str
+    key: str
+    request_hash: str
+    now: float
+    ttl_s: float
+
+
+class IdempotencyTaken(Exception):
+    """The key of a claim is bound already (in progress, completed, or other parameters)."""
+
+    def __init__(self, state: IdempotencyState, record: IdempotencyRecord) -> None:
+        super().__init__(f"idempotency key is {state}")
+        self.state = state
+        self.record = record
+
+
+def idempotency_state(record: IdempotencyRecord, request_hash: str) -> IdempotencyState:
+    """What a request with ``request_hash`` meets in a key's existing record."""
+    if record.request_hash != request_hash:
+        return IdempotencyState.MISMATCH
+    if record.status != "completed":
+        return IdempotencyState.IN_PROGRESS
+    return IdempotencyState.COMPLETED
+
+
 class IdempotentResponse(msgspec.Struct, kw_only=True, frozen=True):
     """The answer that completes an idempotency record: replayed exactly for the same key."""
 
@@ -250,6 +278,12 @@ class Store(abc.ABC):
     ) -> tuple[IdempotencyState, IdempotencyRecord | None]: ...
 
     @abc.abstractmethod
+    async def get_idempotent(
+        self, merchant_id: str, key: str, now: float, ttl_s: float
+    ) -> IdempotencyRecord | None:
+        """The key's record unless it has expired (a read: claiming is a write's job)."""
+
+    @abc.abstractmethod
     async def complete_idempotent(
         self, merchant_id: str, key: str, status: int, body: bytes
     ) -> None: ...
@@ -275,11 +309,14 @@ class Store(abc.ABC):
         events: list[EventRecord],
         idempotency_key: str | None,
         first_attempt: tuple[AttemptRecord, EventRecord] | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> None:
         """Insert the payment (and the token it vaulted) and tie it to the idempotency key.
 
-        ``first_attempt`` is started in the same transaction (as ``start_attempt`` would): one
-        commit before the first PSP call instead of two."""
+        ``first_attempt`` is started in the same transaction (as ``start_attempt`` would), and
+        ``claim`` claims ``idempotency_key`` in it first (as ``begin_idempotent`` would), raising
+        IdempotencyTaken, with nothing written, if the key is bound already: one commit before
+        the first PSP call instead of three."""
 
     @abc.abstractmethod
     async def start_attempt(self, attempt: AttemptRecord, event: EventRecord) -> None:

@@ -23,8 +23,10 @@ from paymux.store.base import (
     AttemptRecord,
     Conflict,
     EventRecord,
+    IdempotencyClaim,
     IdempotencyRecord,
     IdempotencyState,
+    IdempotencyTaken,
     IdempotentResponse,
     Merchant,
     PaymentFilter,
@@ -34,6 +36,7 @@ from paymux.store.base import (
     RoutingVersion,
     Store,
     TokenRecord,
+    idempotency_state,
 )
 from paymux.store.migrations import MIGRATIONS
 
@@ -119,6 +122,28 @@ def _update(conn: sqlite3.Connection, table: str, record: msgspec.Struct, where:
         sql = _SQL[key] = f"UPDATE {table} SET {sets} WHERE id = :id {where}"
     cur = conn.execute(sql, row)
     return cur.rowcount
+
+
+def _claim_idempotent(
+    conn: sqlite3.Connection, claim: IdempotencyClaim
+) -> tuple[IdempotencyState, IdempotencyRecord | None]:
+    # An expired record no longer binds the key.
+    conn.execute(
+        "DELETE FROM idempotency WHERE merchant_id = ? AND key = ? AND created_at < ?",
+        (claim.merchant_id, claim.key, claim.now - claim.ttl_s),
+    )
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO idempotency (merchant_id, key, request_hash, status, created_at) "
+        "VALUES (?, ?, ?, 'in_progress', ?)",
+        (claim.merchant_id, claim.key, claim.request_hash, claim.now),
+    )
+    if cur.rowcount == 1:
+        return IdempotencyState.NEW, None
+    row = conn.execute(
+        "SELECT * FROM idempotency WHERE merchant_id = ? AND key = ?", (claim.merchant_id, claim.key)
+    ).fetchone()
+    record = _from_row(IdempotencyRecord, row)
+    return idempotency_state(record, claim.request_hash), record
 
 
 def _complete_idempotent(
@@ -425,30 +450,19 @@ class SqliteStore(Store):
     async def begin_idempotent(
         self, merchant_id: str, key: str, request_hash: str, now: float, ttl_s: float
     ) -> tuple[IdempotencyState, IdempotencyRecord | None]:
-        def op(conn: sqlite3.Connection) -> tuple[IdempotencyState, IdempotencyRecord | None]:
-            # An expired record no longer binds the key.
-            conn.execute(
-                "DELETE FROM idempotency WHERE merchant_id = ? AND key = ? AND created_at < ?",
-                (merchant_id, key, now - ttl_s),
-            )
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO idempotency (merchant_id, key, request_hash, status, "
-                "created_at) VALUES (?, ?, ?, 'in_progress', ?)",
-                (merchant_id, key, request_hash, now),
-            )
-            if cur.rowcount == 1:
-                return IdempotencyState.NEW, None
-            row = conn.execute(
-                "SELECT * FROM idempotency WHERE merchant_id = ? AND key = ?", (merchant_id, key)
-            ).fetchone()
-            record = _from_row(IdempotencyRecord, row)
-            if record.request_hash != request_hash:
-                return IdempotencyState.MISMATCH, record
-            if record.status != "completed":
-                return IdempotencyState.IN_PROGRESS, record
-            return IdempotencyState.COMPLETED, record
+        claim = IdempotencyClaim(
+            merchant_id=merchant_id, key=key, request_hash=request_hash, now=now, ttl_s=ttl_s
+        )
+        return await self._write(lambda conn: _claim_idempotent(conn, claim))
 
-        return await self._write(op)
+    async def get_idempotent(
+        self, merchant_id: str, key: str, now: float, ttl_s: float
+    ) -> IdempotencyRecord | None:
+        return self._one(
+            IdempotencyRecord,
+            "SELECT * FROM idempotency WHERE merchant_id = ? AND key = ? AND created_at >= ?",
+            (merchant_id, key, now - ttl_s),
+        )
 
     async def complete_idempotent(
         self, merchant_id: str, key: str, status: int, body: bytes
@@ -489,8 +503,14 @@ class SqliteStore(Store):
         events: list[EventRecord],
         idempotency_key: str | None,
         first_attempt: tuple[AttemptRecord, EventRecord] | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
+            if claim is not None:
+                state, record = _claim_idempotent(conn, claim)
+                if state is not IdempotencyState.NEW:
+                    assert record is not None
+                    raise IdempotencyTaken(state, record)  # nothing written yet
             if token is not None:
                 _insert(conn, "tokens", token)
             _insert(conn, "payments", payment)
