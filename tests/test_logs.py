@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import logging
 
 import orjson
 from paymux import logs
@@ -62,3 +63,16 @@ def test_debug_lines_are_dropped_below_the_configured_level():
     logs.configure("warning", stream)
     logs.log("attempt")
     assert stream.getvalue() == ""
+
+
+def test_structured_and_stdlib_lines_share_one_shape_and_order():
+    stream = CountingStream()
+    logs.configure("info", stream)
+    logs.log("attempt", connector="stripe", latency_ms=1.5)
+    logging.getLogger("paymux.connectors.stripe").warning("psp call failed code=%s", "timeout")
+    logs.log("request", logging.WARNING, status=502)
+    events = lines(stream)
+    assert [(e["event"], e["level"]) for e in events] == [
+        ("attempt", "info"), ("psp call failed code=timeout", "warning"), ("request", "warning")]
+    assert events[0]["connector"] == "stripe" and events[2]["status"] == 502
+    assert all(isinstance(e["ts"], float) for e in events)
