@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from paymux.connectors.base import CaptureRequest, RefundRequest, SyncRequest, VoidRequest
-from paymux.connectors.stripe import encode_form
+from paymux.connectors.stripe import encode_form, form_body
 from paymux.outcomes import AttemptStatus, DeclineClass
 
 from .conftest import API_KEY, CVC, PAN, Canned, assert_no_card_data, authorize_request
@@ -375,3 +378,16 @@ def test_repr_of_requests_masks_the_card():
     req = authorize_request()
     assert PAN not in repr(req)
     assert "424242******4242" in repr(req)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=30), st.text(max_size=30)), max_size=8))
+def test_form_body_is_urlencode_byte_for_byte(pairs):
+    assert form_body(pairs) == urlencode(pairs)
+
+
+def test_form_body_of_a_payment_intent_matches_urlencode():
+    pairs = encode_form({"amount": 1099, "currency": "eur", "confirm": True,
+                         "metadata": {"merchant_reference": "order 1001/ä&x=y", "k": "a+b"},
+                         "payment_method_data": {"card": {"number": "4242424242424242"}}})
+    assert form_body(pairs) == urlencode(pairs)
