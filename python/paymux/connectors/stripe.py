@@ -15,8 +15,8 @@ import hmac
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import orjson
