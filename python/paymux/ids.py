@@ -1,7 +1,7 @@
 """Object ids: a type prefix, then time-ordered hex so ids sort by creation (keyset pagination).
 
 The random part comes from the OS CSPRNG, read 4 KiB at a time: one ``getrandom`` per id was a
-syscall that also released the GIL to the store's writer thread on every payment, several times.
+syscall (with a GIL release) several times per payment.
 The buffer is dropped in a forked child so that worker processes never share random bytes.
 """
 

@@ -79,7 +79,7 @@ def _from_row(cls: type[S], row: sqlite3.Row) -> S:
     return msgspec.convert(values, cls, strict=False)
 
 
-# SQL text by (verb, table, columns, where): built once, not on every write in the writer thread.
+# SQL text by (verb, table, columns, where): built once, not on every write.
 _SQL: dict[tuple[str, str, tuple[str, ...], str], str] = {}
 
 
@@ -319,7 +319,7 @@ class _LockWaiter(threading.Thread):
 
 
 class _Checkpointer(threading.Thread):
-    """Copies the WAL back into the database every second, off the writer thread.
+    """Copies the WAL back into the database every second, in a thread of its own.
 
     With SQLite's automatic checkpoint, the commit that crosses 1000 WAL pages runs the
     checkpoint and its fsyncs itself (a few milliseconds that every queued write then waits
