@@ -73,6 +73,9 @@ def test_structured_and_stdlib_lines_share_one_shape_and_order():
     logs.log("request", logging.WARNING, status=502)
     events = lines(stream)
     assert [(e["event"], e["level"]) for e in events] == [
-        ("attempt", "info"), ("psp call failed code=timeout", "warning"), ("request", "warning")]
+        ("attempt", "info"),
+        ("psp call failed code=timeout", "warning"),
+        ("request", "warning"),
+    ]
     assert events[0]["connector"] == "stripe" and events[2]["status"] == 502
     assert all(isinstance(e["ts"], float) for e in events)

@@ -80,18 +80,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=30.0, help="payments per second (30)")
     p.add_argument("--port", type=int, default=8080, help="gateway port (8080)")
     p.add_argument("--sandbox-port", type=int, default=8090, help="sandbox port (8090)")
-    p.add_argument("--no-live", dest="live", action="store_false",
-                   help="plain progress lines instead of the live view (CI, logs)")
-    p.add_argument("--exit", action="store_true",
-                   help="exit after the summary instead of serving the dashboard until Ctrl-C")
-    p.add_argument("--outage-psp", default="auto",
-                   help="the PSP that goes down (auto: the one approving most at that moment)")
-    p.add_argument("--degrade-psp", default="auto",
-                   help="the PSP that degrades (auto: the busiest of the others at that moment)")
+    p.add_argument(
+        "--no-live",
+        dest="live",
+        action="store_false",
+        help="plain progress lines instead of the live view (CI, logs)",
+    )
+    p.add_argument(
+        "--exit",
+        action="store_true",
+        help="exit after the summary instead of serving the dashboard until Ctrl-C",
+    )
+    p.add_argument(
+        "--outage-psp",
+        default="auto",
+        help="the PSP that goes down (auto: the one approving most at that moment)",
+    )
+    p.add_argument(
+        "--degrade-psp",
+        default="auto",
+        help="the PSP that degrades (auto: the busiest of the others at that moment)",
+    )
     p.add_argument("--scenario", default=str(DEMO_SCENARIO), help="sandbox scenario TOML")
     p.add_argument("--seed", type=int, default=0, help="traffic and sandbox seed (random)")
-    p.add_argument("--data-dir", help="where the SQLite store and keys go (a temporary directory, "
-                                      "removed on exit)")
+    p.add_argument(
+        "--data-dir",
+        help="where the SQLite store and keys go (a temporary directory, removed on exit)",
+    )
     p.add_argument("--json", dest="json_path", help="also write the summary as JSON to this file")
     args = p.parse_args(argv)
     if args.duration <= 0 or args.rate <= 0:
@@ -159,8 +174,10 @@ class Stats:
     psps: dict[str, PspStats] = field(default_factory=lambda: defaultdict(PspStats))
     # approvals per PSP per phase (by when the payment was sent)
     phases: dict[str, dict[str, dict[str, int]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: {"attempts": 0,
-                                                                         "approved": 0})))
+        default_factory=lambda: defaultdict(
+            lambda: defaultdict(lambda: {"attempts": 0, "approved": 0})
+        )
+    )
     events: list[tuple[float, str]] = field(default_factory=list)
     breakers: dict[str, str] = field(default_factory=dict)
     server_cascades: float = 0.0
@@ -184,8 +201,9 @@ def _p50(values: list[float]) -> float | None:
 
 
 class Demo:
-    def __init__(self, args: argparse.Namespace, base: str, sandbox: str, merchant_key: str,
-                 admin_key: str) -> None:
+    def __init__(
+        self, args: argparse.Namespace, base: str, sandbox: str, merchant_key: str, admin_key: str
+    ) -> None:
         import aiohttp
 
         self.args = args
@@ -237,8 +255,9 @@ class Demo:
             h["Idempotency-Key"] = idem
         return h
 
-    async def _post(self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
-                    ) -> tuple[int, Any, Any]:
+    async def _post(
+        self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, Any]:
         async with self.session.post(url, json=body, headers=headers) as r:
             try:
                 data = await r.json(content_type=None)
@@ -275,9 +294,14 @@ class Demo:
             "reference": f"demo-{self.run_id}-{i}",
             "billing": {"country": country},
             "metadata": {"source": "paymux-demo", "order": str(i)},
-            "payment_method": {"card": {"number": number, "exp_month": self.rng.randint(1, 12),
-                                        "exp_year": 2030 + self.rng.randint(0, 6),
-                                        "cvc": f"{self.rng.randint(0, 999):03d}"}},
+            "payment_method": {
+                "card": {
+                    "number": number,
+                    "exp_month": self.rng.randint(1, 12),
+                    "exp_year": 2030 + self.rng.randint(0, 6),
+                    "cvc": f"{self.rng.randint(0, 999):03d}",
+                }
+            },
         }
 
     def _record(self, t: float, pay: dict[str, Any]) -> None:
@@ -355,27 +379,33 @@ class Demo:
     async def _retry(self, body: dict[str, Any], idem: str, payment_id: str) -> None:
         await self._later(0.2, 1.5)
         try:
-            _, pay, headers = await self._post(f"{self.base}/v1/payments", body,
-                                                    self._headers(idem))
+            _, pay, headers = await self._post(
+                f"{self.base}/v1/payments", body, self._headers(idem)
+            )
         except Exception as exc:  # noqa: BLE001
             self.stats.followup_errors += 1
             self.stats.followup_failures[f"retry: {type(exc).__name__}"] += 1
             return
-        if headers.get("Idempotent-Replayed") == "true" and isinstance(pay, dict) \
-                and pay.get("id") == payment_id:
+        if (
+            headers.get("Idempotent-Replayed") == "true"
+            and isinstance(pay, dict)
+            and pay.get("id") == payment_id
+        ):
             self.stats.replays += 1
         else:
             self.stats.replay_mismatches += 1
 
-    async def _followup(self, what: str, pay: dict[str, Any], path: str,
-                        body: dict[str, Any]) -> bool:
+    async def _followup(
+        self, what: str, pay: dict[str, Any], path: str, body: dict[str, Any]
+    ) -> bool:
         """POST a capture, cancel or refund; on a 5xx (the PSP is down) try again later with a new
         Idempotency-Key, as a merchant's job queue would (a replayed key would replay the 5xx)."""
         delay = 1.0
         for n in range(1, 7):
             try:
-                status, data, _ = await self._post(f"{self.base}{path}", body,
-                                                   self._headers(f"{pay['id']}-{what}-{n}"))
+                status, data, _ = await self._post(
+                    f"{self.base}{path}", body, self._headers(f"{pay['id']}-{what}-{n}")
+                )
             except Exception as exc:  # noqa: BLE001
                 status, data = None, type(exc).__name__
             if status == 200:
@@ -393,8 +423,12 @@ class Demo:
         pid = pay["id"]
         roll = self.rng.random()
         if roll < 0.15:
-            ok = await self._followup("cancel", pay, f"/v1/payments/{pid}/cancel",
-                                      {"reason": "customer changed their mind"})
+            ok = await self._followup(
+                "cancel",
+                pay,
+                f"/v1/payments/{pid}/cancel",
+                {"reason": "customer changed their mind"},
+            )
             self.stats.voids += ok
             return
         body: dict[str, Any] = {}
@@ -412,8 +446,9 @@ class Demo:
             body["amount"] = pay["amount"] // 2
         self.stats.refunds += await self._followup("refund", pay, "/v1/refunds", body)
 
-    def _followup_failed(self, what: str, pay: dict[str, Any], status: int | None,
-                         data: Any) -> None:
+    def _followup_failed(
+        self, what: str, pay: dict[str, Any], status: int | None, data: Any
+    ) -> None:
         code = data
         if isinstance(data, dict):
             err = data.get("error") or {}
@@ -445,7 +480,9 @@ class Demo:
                     pass
                 continue
             next_at += interval
-            if self.stats.in_flight >= cap:  # the gateway is not keeping up: shed, as a client would
+            if (
+                self.stats.in_flight >= cap
+            ):  # the gateway is not keeping up: shed, as a client would
                 continue
             i += 1
             self._spawn(self.payment(i))
@@ -467,9 +504,13 @@ class Demo:
         taking it down or slowing it shows, whatever routing decided."""
         _, recent = _recent(self.stats)
         names = [n for n in _psp_names(self) if n not in exclude] or ["stripe"]
-        return max(names, key=lambda n: (recent.get(n, (0, 0))[1],
-                                         self.stats.psps[n].approved if n in self.stats.psps
-                                         else 0))
+        return max(
+            names,
+            key=lambda n: (
+                recent.get(n, (0, 0))[1],
+                self.stats.psps[n].approved if n in self.stats.psps else 0,
+            ),
+        )
 
     async def outage(self) -> None:
         start, end = self.plan.outage
@@ -508,16 +549,26 @@ class Demo:
         except (aiohttp.ClientError, KeyError, ValueError):
             self.event(f"cannot read the sandbox scenario; {psp} stays healthy")
             return
-        worse = {"approval_rate": 0.55, "latency": {"kind": "lognormal", "median_ms": 900,
-                                                    "p99_ms": 3000}}
-        patch = {"psps": {psp: {"default": worse,
-                                "segments": [{**seg, "approval_rate": 0.55}
-                                             for seg in scenario["psps"][psp].get("segments", [])]}}}
+        worse = {
+            "approval_rate": 0.55,
+            "latency": {"kind": "lognormal", "median_ms": 900, "p99_ms": 3000},
+        }
+        patch = {
+            "psps": {
+                psp: {
+                    "default": worse,
+                    "segments": [
+                        {**seg, "approval_rate": 0.55}
+                        for seg in scenario["psps"][psp].get("segments", [])
+                    ],
+                }
+            }
+        }
         if not await self._sandbox("/_sandbox/scenario", patch):
             return
-        self.degrade_saved = {"psps": {psp: {"default": saved,
-                                             "segments": scenario["psps"][psp].get("segments",
-                                                                                   [])}}}
+        self.degrade_saved = {
+            "psps": {psp: {"default": saved, "segments": scenario["psps"][psp].get("segments", [])}}
+        }
         self.degraded.add(psp)
         self.event(f"{psp} degraded: approvals down to 55%, answers ~900 ms")
         await self._until(end)
@@ -545,11 +596,14 @@ class Demo:
                     for sample in fam.samples:
                         if sample.name == "paymux_breaker_state":
                             breakers[sample.labels.get("connector", "?")] = names.get(
-                                int(sample.value), str(sample.value))
+                                int(sample.value), str(sample.value)
+                            )
                         elif sample.name == "paymux_cascades_total":
                             cascades += sample.value
-                        elif (sample.name == "paymux_cascade_results_total"
-                              and sample.labels.get("result") == "recovered"):
+                        elif (
+                            sample.name == "paymux_cascade_results_total"
+                            and sample.labels.get("result") == "recovered"
+                        ):
                             recovered += sample.value
                 for name, state in sorted(breakers.items()):
                     before = self.stats.breakers.get(name)
@@ -567,8 +621,10 @@ class Demo:
     async def check_admin_api(self) -> int | str:
         """What the dashboard's first call (the health report) gets with the admin key."""
         try:
-            async with self.session.get(f"{self.base}/admin/analytics/health",
-                                        headers={"Authorization": f"Bearer {self.admin_key}"}) as r:
+            async with self.session.get(
+                f"{self.base}/admin/analytics/health",
+                headers={"Authorization": f"Bearer {self.admin_key}"},
+            ) as r:
                 await r.read()
                 return r.status
         except Exception as exc:  # noqa: BLE001
@@ -614,12 +670,15 @@ def progress_line(demo: Demo) -> str:
     p50, _ = _recent(s)
     psps = "  ".join(
         f"{n} {s.psps[n].approved}/{s.psps[n].attempts} [{s.breakers.get(n, '?')}]"
-        for n in _psp_names(demo))
+        for n in _psp_names(demo)
+    )
     approval = s.approved / (s.approved + s.declined + s.errors) if s.done else None
-    return (f"[{s.now():6.1f}s/{demo.args.duration:.0f}s] sent {s.sent} done {s.done} "
-            f"approved {_pct(approval)} errors {_pct(_error_rate(s))} "
-            f"cascades {s.cascaded} (recovered {s.recovered}) "
-            f"p50 {'–' if p50 is None else f'{p50:.0f}ms'}  | {psps}")
+    return (
+        f"[{s.now():6.1f}s/{demo.args.duration:.0f}s] sent {s.sent} done {s.done} "
+        f"approved {_pct(approval)} errors {_pct(_error_rate(s))} "
+        f"cascades {s.cascaded} (recovered {s.recovered}) "
+        f"p50 {'–' if p50 is None else f'{p50:.0f}ms'}  | {psps}"
+    )
 
 
 SPARKS = "·▁▂▃▄▅▆▇█"  # "·": none at all (a space would let the table wrap the line)
@@ -652,27 +711,48 @@ def live_view(demo: Demo) -> Any:
     )
     decided = s.approved + s.declined + s.errors
     kpis = Text.assemble(
-        ("approved ", "dim"), (_pct(s.approved / decided if decided else None), "bold green"),
-        ("   errors ", "dim"), (_pct(_error_rate(s)), "bold red" if s.errors else "bold"),
-        ("   cascades ", "dim"), (f"{s.cascaded}", "bold"),
+        ("approved ", "dim"),
+        (_pct(s.approved / decided if decided else None), "bold green"),
+        ("   errors ", "dim"),
+        (_pct(_error_rate(s)), "bold red" if s.errors else "bold"),
+        ("   cascades ", "dim"),
+        (f"{s.cascaded}", "bold"),
         (f" (recovered {s.recovered})", ""),
         ("   p50 end to end, last 5 s ", "dim"),
         ("–" if p50 is None else f"{p50:.0f} ms", "bold"),
     )
     lifecycle = Text.assemble(
-        ("captures ", "dim"), (f"{s.captures}", ""), (f" ({s.partial_captures} partial)", "dim"),
-        ("   voids ", "dim"), (f"{s.voids}", ""), ("   refunds ", "dim"), (f"{s.refunds}", ""),
-        ("   idempotent replays ", "dim"), (f"{s.replays}", ""),
-        ("   retried after a 5xx ", "dim"), (f"{s.followup_retries}", ""),
+        ("captures ", "dim"),
+        (f"{s.captures}", ""),
+        (f" ({s.partial_captures} partial)", "dim"),
+        ("   voids ", "dim"),
+        (f"{s.voids}", ""),
+        ("   refunds ", "dim"),
+        (f"{s.refunds}", ""),
+        ("   idempotent replays ", "dim"),
+        (f"{s.replays}", ""),
+        ("   retried after a 5xx ", "dim"),
+        (f"{s.followup_retries}", ""),
     )
     t = Table(expand=False, title="per PSP", title_justify="left")
-    for col in ("PSP", "attempts", "approved", "approval", "5xx", "recovered here",
-                "ok/all 5 s", "approvals/s, 20 s", "p50 PSP", "breaker"):
+    for col in (
+        "PSP",
+        "attempts",
+        "approved",
+        "approval",
+        "5xx",
+        "recovered here",
+        "ok/all 5 s",
+        "approvals/s, 20 s",
+        "p50 PSP",
+        "breaker",
+    ):
         if col.startswith("approvals/s"):
             t.add_column(col, no_wrap=True, min_width=20)
         else:
-            t.add_column(col, justify="left" if col in ("PSP", "breaker") else "right",
-                         no_wrap=col == "PSP")
+            t.add_column(
+                col, justify="left" if col in ("PSP", "breaker") else "right", no_wrap=col == "PSP"
+            )
     now = int(s.now())
     for name in _psp_names(demo):
         ps = s.psps[name]
@@ -683,44 +763,77 @@ def live_view(demo: Demo) -> Any:
             label = f"{name} [bold red](down)[/]"
         elif name in demo.degraded:
             label = f"{name} [yellow](degraded)[/]"
-        t.add_row(label, str(ps.attempts), str(ps.approved),
-                  _pct(ps.approved / ps.attempts if ps.attempts else None), str(ps.failed),
-                  str(ps.recovered), f"{ok5}/{n5}",
-                  _sparkline([ps.per_second.get(sec, 0) for sec in range(now - 20, now)],
-                             peak=max(1.0, demo.args.rate)),
-                  "–" if not ps.latencies else f"{statistics.median(ps.latencies[-500:]):.0f} ms",
-                  f"[{BREAKER_STYLE.get(state, '')}]{state}[/]")
+        t.add_row(
+            label,
+            str(ps.attempts),
+            str(ps.approved),
+            _pct(ps.approved / ps.attempts if ps.attempts else None),
+            str(ps.failed),
+            str(ps.recovered),
+            f"{ok5}/{n5}",
+            _sparkline(
+                [ps.per_second.get(sec, 0) for sec in range(now - 20, now)],
+                peak=max(1.0, demo.args.rate),
+            ),
+            "–" if not ps.latencies else f"{statistics.median(ps.latencies[-500:]):.0f} ms",
+            f"[{BREAKER_STYLE.get(state, '')}]{state}[/]",
+        )
     events = Text()
     for at, text in s.events[-8:]:
         events.append(f"{at:6.1f}s  ", style="dim")
-        events.append(text + "\n", style="bold red" if "started" in text or "degraded" in text
-                      or "-> open" in text else "")
+        events.append(
+            text + "\n",
+            style="bold red"
+            if "started" in text or "degraded" in text or "-> open" in text
+            else "",
+        )
     plan = demo.plan
     o, d = plan.outage, plan.degradation
     down = "the busiest PSP" if plan.outage_psp == "auto" else plan.outage_psp
     worse = "the busiest other PSP" if plan.degrade_psp == "auto" else plan.degrade_psp
     script = f"script: {down} down {o[0]:g}-{o[1]:g}s · {worse} degraded {d[0]:g}-{d[1]:g}s"
-    return Panel(Group(header, kpis, lifecycle, t, Panel(events or Text("(nothing yet)", style="dim"),
-                                              title="events", title_align="left"),
-                       Text(script, style="dim")),
-                 title="paymux demo", title_align="left")
+    return Panel(
+        Group(
+            header,
+            kpis,
+            lifecycle,
+            t,
+            Panel(events or Text("(nothing yet)", style="dim"), title="events", title_align="left"),
+            Text(script, style="dim"),
+        ),
+        title="paymux demo",
+        title_align="left",
+    )
 
 
 def summary(demo: Demo) -> dict[str, Any]:
     s = demo.stats
     out: dict[str, Any] = {
-        "duration_s": demo.args.duration, "rate": demo.args.rate, "payments": s.done,
-        "approved": s.approved, "declined": s.declined, "errors": s.errors,
-        "cascaded": s.cascaded, "recovered": s.recovered, "captures": s.captures,
-        "partial_captures": s.partial_captures, "voids": s.voids, "refunds": s.refunds,
-        "idempotent_replays": s.replays, "replay_mismatches": s.replay_mismatches,
-        "followup_errors": s.followup_errors, "followup_retries": s.followup_retries,
+        "duration_s": demo.args.duration,
+        "rate": demo.args.rate,
+        "payments": s.done,
+        "approved": s.approved,
+        "declined": s.declined,
+        "errors": s.errors,
+        "cascaded": s.cascaded,
+        "recovered": s.recovered,
+        "captures": s.captures,
+        "partial_captures": s.partial_captures,
+        "voids": s.voids,
+        "refunds": s.refunds,
+        "idempotent_replays": s.replays,
+        "replay_mismatches": s.replay_mismatches,
+        "followup_errors": s.followup_errors,
+        "followup_retries": s.followup_retries,
         "followup_failures": dict(s.followup_failures),
         "p50_ms": _p50(s.all_latencies),
-        "server_cascades": s.server_cascades, "server_recovered": s.server_recovered,
+        "server_cascades": s.server_cascades,
+        "server_recovered": s.server_recovered,
         "outage": {"psp": demo.plan.outage_psp, "window_s": s.outage_window},
-        "degraded": {"psp": demo.plan.degrade_psp, "window_s": demo.plan.degradation
-                     if demo.plan.degrade_psp != "auto" else None},
+        "degraded": {
+            "psp": demo.plan.degrade_psp,
+            "window_s": demo.plan.degradation if demo.plan.degrade_psp != "auto" else None,
+        },
         "breakers": s.breakers,
         "events": [{"t": round(t, 2), "event": e} for t, e in s.events],
         "psps": {},
@@ -735,17 +848,28 @@ def summary(demo: Demo) -> dict[str, Any]:
     for name in _psp_names(demo):
         ps = s.psps[name]
         out["psps"][name] = {
-            "attempts": ps.attempts, "approved": ps.approved, "declined": ps.declined,
-            "failed": ps.failed, "first_choice": ps.first_choice, "recovered": ps.recovered,
+            "attempts": ps.attempts,
+            "approved": ps.approved,
+            "declined": ps.declined,
+            "failed": ps.failed,
+            "first_choice": ps.first_choice,
+            "recovered": ps.recovered,
             "approval_rate": ps.approved / ps.attempts if ps.attempts else None,
             "p50_ms": _p50(ps.latencies),
-            "phases": {ph: {**s.phases[name][ph],
-                            "attempts_per_s": (s.phases[name][ph]["attempts"] / seconds[ph]
-                                               if seconds[ph] > 0 else None),
-                            "share_of_approvals": (s.phases[name][ph]["approved"]
-                                                   / totals_by_phase[ph]
-                                                   if totals_by_phase[ph] else None)}
-                       for ph in ("before", "outage", "after")},
+            "phases": {
+                ph: {
+                    **s.phases[name][ph],
+                    "attempts_per_s": (
+                        s.phases[name][ph]["attempts"] / seconds[ph] if seconds[ph] > 0 else None
+                    ),
+                    "share_of_approvals": (
+                        s.phases[name][ph]["approved"] / totals_by_phase[ph]
+                        if totals_by_phase[ph]
+                        else None
+                    ),
+                }
+                for ph in ("before", "outage", "after")
+            },
         }
     return out
 
@@ -754,21 +878,41 @@ def print_summary(demo: Demo, result: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     t = Table(title="paymux demo: per PSP", title_justify="left")
-    for col in ("PSP", "attempts", "approved", "approval", "5xx",
-                "failovers recovered", "p50 ms", "attempts/s before · outage · after",
-                "share of approvals before · outage · after"):
+    for col in (
+        "PSP",
+        "attempts",
+        "approved",
+        "approval",
+        "5xx",
+        "failovers recovered",
+        "p50 ms",
+        "attempts/s before · outage · after",
+        "share of approvals before · outage · after",
+    ):
         t.add_column(col, justify="left" if col == "PSP" else "right")
     for name, p in result["psps"].items():
         ph = [p["phases"][x] for x in ("before", "outage", "after")]
-        rates = " · ".join("–" if x["attempts_per_s"] is None else f"{x['attempts_per_s']:.1f}"
-                           for x in ph)
+        rates = " · ".join(
+            "–" if x["attempts_per_s"] is None else f"{x['attempts_per_s']:.1f}" for x in ph
+        )
         shares = " · ".join(_pct(x["share_of_approvals"]) for x in ph)
 
-        label = f"{name} (down)" if name == demo.plan.outage_psp else (
-            f"{name} (degraded)" if name == demo.plan.degrade_psp else name)  # "auto": never ran
-        t.add_row(label, str(p["attempts"]), str(p["approved"]), _pct(p["approval_rate"]),
-                  str(p["failed"]), str(p["recovered"]),
-                  "–" if p["p50_ms"] is None else f"{p['p50_ms']:.0f}", rates, shares)
+        label = (
+            f"{name} (down)"
+            if name == demo.plan.outage_psp
+            else (f"{name} (degraded)" if name == demo.plan.degrade_psp else name)
+        )  # "auto": never ran
+        t.add_row(
+            label,
+            str(p["attempts"]),
+            str(p["approved"]),
+            _pct(p["approval_rate"]),
+            str(p["failed"]),
+            str(p["recovered"]),
+            "–" if p["p50_ms"] is None else f"{p['p50_ms']:.0f}",
+            rates,
+            shares,
+        )
     console.print(t)
     r = result
     decided = r["approved"] + r["declined"] + r["errors"]
@@ -782,20 +926,35 @@ def print_summary(demo: Demo, result: dict[str, Any], console: Any) -> None:
         f"captures {r['captures']} ({r['partial_captures']} partial), voids {r['voids']}, "
         f"refunds {r['refunds']}, idempotent replays {r['idempotent_replays']}"
         + (f" ({r['replay_mismatches']} NOT replayed)" if r["replay_mismatches"] else "")
-        + (f", follow-ups retried after a 5xx {r['followup_retries']}" if r["followup_retries"]
-           else "")
+        + (
+            f", follow-ups retried after a 5xx {r['followup_retries']}"
+            if r["followup_retries"]
+            else ""
+        )
         + (f", follow-up errors {r['followup_errors']}" if r["followup_errors"] else "")
         + f"; end-to-end p50 {p50}\n"
-        + (f"outage of {r['outage']['psp']}: {window[0]:.1f}s to {window[1]:.1f}s; "
-           if window else "the outage did not run; ")
+        + (
+            f"outage of {r['outage']['psp']}: {window[0]:.1f}s to {window[1]:.1f}s; "
+            if window
+            else "the outage did not run; "
+        )
         + "the outage columns count payments sent and answered while it lasted",
         highlight=False,
     )
     if r["followup_failures"]:
-        console.print("follow-up failures: " + "; ".join(
-            f"{k} ×{v}" for k, v in sorted(r["followup_failures"].items())), highlight=False)
-    console.print("timeline: " + ("; ".join(f"{e['t']:.1f}s {e['event']}" for e in r["events"])
-                                  or "(nothing happened yet)"), highlight=False)
+        console.print(
+            "follow-up failures: "
+            + "; ".join(f"{k} ×{v}" for k, v in sorted(r["followup_failures"].items())),
+            highlight=False,
+        )
+    console.print(
+        "timeline: "
+        + (
+            "; ".join(f"{e['t']:.1f}s {e['event']}" for e in r["events"])
+            or "(nothing happened yet)"
+        ),
+        highlight=False,
+    )
 
 
 # -- main -------------------------------------------------------------------------------------
@@ -811,7 +970,9 @@ async def run(args: argparse.Namespace) -> int:
 
     # Piped (CI, logs): wide enough for the summary table instead of rich's 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="paymux-demo-"))
+    data_dir = (
+        Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="paymux-demo-"))
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     # The gateway's log lines go to a file, not over the live view.
     log_file = open(data_dir / "paymux.log", "a")  # noqa: SIM115, ASYNC230 - lives as long as we do
@@ -821,7 +982,9 @@ async def run(args: argparse.Namespace) -> int:
     config.storage.path = str(data_dir / "paymux.db")
     config.vault.key_file = str(data_dir / "keys.json")
     config.vault.generate_if_missing = True
-    config.admin_api_key = os.environ.get("PAYMUX_ADMIN_KEY") or f"adm_demo_{secrets.token_urlsafe(18)}"
+    config.admin_api_key = (
+        os.environ.get("PAYMUX_ADMIN_KEY") or f"adm_demo_{secrets.token_urlsafe(18)}"
+    )
     use_sandbox_port(config, args.sandbox_port)
     merchant_key = config.demo.api_key if config.demo and config.demo.api_key else ""
     if not merchant_key:
@@ -831,8 +994,10 @@ async def run(args: argparse.Namespace) -> int:
     if Path(args.scenario).is_file():
         scenario = load_scenario(args.scenario)
     else:
-        print(f"paymux demo: no scenario at {args.scenario}; using the sandbox's default",
-              file=sys.stderr)
+        print(
+            f"paymux demo: no scenario at {args.scenario}; using the sandbox's default",
+            file=sys.stderr,
+        )
     try:
         gateway, sandbox = await start_both(config, args.sandbox_port, scenario, args.seed)
     except BaseException as exc:
@@ -842,13 +1007,17 @@ async def run(args: argparse.Namespace) -> int:
             shutil.rmtree(data_dir, ignore_errors=True)
         if not isinstance(exc, OSError):
             raise
-        print(f"paymux demo: cannot listen ({exc.strerror or exc}); is `paymux run-default` "
-              f"running? Pick other ports with --port and --sandbox-port", file=sys.stderr)
+        print(
+            f"paymux demo: cannot listen ({exc.strerror or exc}); is `paymux run-default` "
+            f"running? Pick other ports with --port and --sandbox-port",
+            file=sys.stderr,
+        )
         return 1
     host = config.server.host
     base = f"http://{host}:{args.port}"
-    demo = Demo(args, base, f"http://{host}:{args.sandbox_port}", merchant_key,
-                config.admin_api_key)
+    demo = Demo(
+        args, base, f"http://{host}:{args.sandbox_port}", merchant_key, config.admin_api_key
+    )
     dashboard = f"{base}/dashboard?key={config.admin_api_key}"
     loop = asyncio.get_running_loop()
     interrupted = asyncio.Event()
@@ -859,17 +1028,21 @@ async def run(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
-    console.print(f"paymux demo: gateway {base} · sandbox {demo.sandbox} · "
-                  f"{args.rate:g} payments/s for {args.duration:g}s · store {config.storage.path}",
-                  highlight=False)
+    console.print(
+        f"paymux demo: gateway {base} · sandbox {demo.sandbox} · "
+        f"{args.rate:g} payments/s for {args.duration:g}s · store {config.storage.path}",
+        highlight=False,
+    )
     watcher = asyncio.ensure_future(demo.watch_metrics())
     try:
         demo.stats.started = time.monotonic()
-        script = [asyncio.ensure_future(c) for c in (demo.traffic(), demo.outage(),
-                                                     demo.degradation())]
+        script = [
+            asyncio.ensure_future(c) for c in (demo.traffic(), demo.outage(), demo.degradation())
+        ]
         if args.live:
-            with Live(live_view(demo), console=console, auto_refresh=False,
-                      transient=False) as live:
+            with Live(
+                live_view(demo), console=console, auto_refresh=False, transient=False
+            ) as live:
                 while not all(t.done() for t in script):
                     await asyncio.wait(script, timeout=0.25)
                     live.update(live_view(demo), refresh=True)
@@ -885,8 +1058,9 @@ async def run(args: argparse.Namespace) -> int:
         for t in script:
             if t.exception() is not None:
                 raise t.exception()  # type: ignore[misc]
-        if demo.stats.outage_window is None and any("outage started" in e
-                                                    for _, e in demo.stats.events):
+        if demo.stats.outage_window is None and any(
+            "outage started" in e for _, e in demo.stats.events
+        ):
             demo.stats.outage_window = (demo.outage_began or 0.0, demo.stats.now())
             await demo._sandbox("/_sandbox/outage", {"psp": demo.plan.outage_psp, "clear": True})
         await demo.restore()
@@ -904,10 +1078,14 @@ async def run(args: argparse.Namespace) -> int:
             f"  (the page keeps the admin key in the tab's sessionStorage; admin API: "
             f"curl -H 'Authorization: Bearer {config.admin_api_key}' {base}/admin/analytics/health)\n"
             f"  terminal report: paymux report --db {config.storage.path} --since 1h",
-            highlight=False, soft_wrap=True)
+            highlight=False,
+            soft_wrap=True,
+        )
         if result["admin_api"] != 200:
-            console.print(f"[bold red]The admin API answered {result['admin_api']} to the admin "
-                          f"key: the dashboard will not show data.[/]")
+            console.print(
+                f"[bold red]The admin API answered {result['admin_api']} to the admin "
+                f"key: the dashboard will not show data.[/]"
+            )
         if interrupted.is_set():  # Ctrl-C during the traffic: the summary so far, then stop
             return 130
         if args.exit:

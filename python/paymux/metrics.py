@@ -42,40 +42,60 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 PAYMENTS = Counter(
-    "paymux_payments", "Payments by the connector that settled them and their status.",
-    ["connector", "status", "normalized_code"], registry=REGISTRY,
+    "paymux_payments",
+    "Payments by the connector that settled them and their status.",
+    ["connector", "status", "normalized_code"],
+    registry=REGISTRY,
 )
 ATTEMPTS = Counter(
-    "paymux_attempts", "PSP attempts by connector, outcome and normalized code.",
-    ["connector", "outcome", "normalized_code", "decline_class"], registry=REGISTRY,
+    "paymux_attempts",
+    "PSP attempts by connector, outcome and normalized code.",
+    ["connector", "outcome", "normalized_code", "decline_class"],
+    registry=REGISTRY,
 )
 PSP_LATENCY = Histogram(
-    "paymux_psp_latency_seconds", "Round trip of one attempt to the PSP.",
-    ["connector", "outcome"], buckets=LATENCY_BUCKETS, registry=REGISTRY,
+    "paymux_psp_latency_seconds",
+    "Round trip of one attempt to the PSP.",
+    ["connector", "outcome"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 ROUTING = Counter(
-    "paymux_routing_decisions", "Routing decisions by the rule that matched and its strategy.",
-    ["rule", "strategy", "first_connector"], registry=REGISTRY,
+    "paymux_routing_decisions",
+    "Routing decisions by the rule that matched and its strategy.",
+    ["rule", "strategy", "first_connector"],
+    registry=REGISTRY,
 )
 CASCADES = Counter(
-    "paymux_cascades", "Failovers from one connector to the next, by why the first one failed.",
-    ["from_connector", "to_connector", "decline_class"], registry=REGISTRY,
+    "paymux_cascades",
+    "Failovers from one connector to the next, by why the first one failed.",
+    ["from_connector", "to_connector", "decline_class"],
+    registry=REGISTRY,
 )
 CASCADE_RESULTS = Counter(
-    "paymux_cascade_results", "Outcome of payments that cascaded at least once.",
-    ["result"], registry=REGISTRY,  # recovered | failed | pending
+    "paymux_cascade_results",
+    "Outcome of payments that cascaded at least once.",
+    ["result"],
+    registry=REGISTRY,  # recovered | failed | pending
 )
 REQUESTS = Counter(
-    "paymux_http_requests", "HTTP requests by route template, method and status.",
-    ["route", "method", "status"], registry=REGISTRY,
+    "paymux_http_requests",
+    "HTTP requests by route template, method and status.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
 )
 REQUEST_DURATION = Histogram(
-    "paymux_http_request_duration_seconds", "Time from request to response inside paymux.",
-    ["route", "method"], buckets=LATENCY_BUCKETS, registry=REGISTRY,
+    "paymux_http_request_duration_seconds",
+    "Time from request to response inside paymux.",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 IDEMPOTENT_REPLAYS = Counter(
-    "paymux_idempotent_replays", "Responses replayed from the Idempotency-Key store.",
-    ["route"], registry=REGISTRY,
+    "paymux_idempotent_replays",
+    "Responses replayed from the Idempotency-Key store.",
+    ["route"],
+    registry=REGISTRY,
 )
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
@@ -96,8 +116,13 @@ def _child(metric: Any, *labels: str) -> Any:
 # -- observations (called from the gateway) -----------------------------------------------------
 
 
-def attempt_finished(connector: str, outcome: str, normalized_code: str | None,
-                     decline_class: str | None, latency_ms: float | None) -> None:
+def attempt_finished(
+    connector: str,
+    outcome: str,
+    normalized_code: str | None,
+    decline_class: str | None,
+    latency_ms: float | None,
+) -> None:
     _child(ATTEMPTS, connector, outcome, normalized_code or "", decline_class or "").inc()
     if latency_ms is not None:
         _child(PSP_LATENCY, connector, outcome).observe(latency_ms / 1000.0)
@@ -121,8 +146,12 @@ def payment_finished(payment: Any, attempt: Any, event: str) -> None:
         return  # counted when it was created; routing and cascades happened then
     routing = payment.routing or {}
     order = routing.get("order") or [""]
-    _child(ROUTING, _rule_label(str(routing.get("rule", ""))), str(routing.get("strategy", "")),
-           str(order[0])).inc()
+    _child(
+        ROUTING,
+        _rule_label(str(routing.get("rule", ""))),
+        str(routing.get("strategy", "")),
+        str(order[0]),
+    ).inc()
     if attempt.seq > 1:
         if status in ("succeeded", "requires_capture"):
             result = "recovered"
@@ -137,8 +166,9 @@ def cascaded(from_connector: str, to_connector: str | None, decline_class: str |
     _child(CASCADES, from_connector, to_connector or "", decline_class or "").inc()
 
 
-def request_finished(route: str, method: str, status: int, duration_s: float,
-                     replayed: bool) -> None:
+def request_finished(
+    route: str, method: str, status: int, duration_s: float, replayed: bool
+) -> None:
     _child(REQUESTS, route, method, str(status)).inc()
     _child(REQUEST_DURATION, route, method).observe(duration_s)
     if replayed:
@@ -159,7 +189,8 @@ class _BreakerCollector:
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "paymux_breaker_state", "Circuit breaker per connector: 0 closed, 1 half-open, 2 open.",
+            "paymux_breaker_state",
+            "Circuit breaker per connector: 0 closed, 1 half-open, 2 open.",
             labels=["connector"],
         )
         for connector, state in self.source():

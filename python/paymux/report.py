@@ -27,8 +27,9 @@ SECTIONS = ("approvals", "declines", "failover", "latency", "fees")
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="paymux report", description=__doc__.splitlines()[0])
     parser.add_argument("--since", default="24h", help="window ending now: 90s, 15m, 1h, 7d (24h)")
-    parser.add_argument("--by", default="connector",
-                        help=f"group by up to 3 of {','.join(DIMENSIONS)} (connector)")
+    parser.add_argument(
+        "--by", default="connector", help=f"group by up to 3 of {','.join(DIMENSIONS)} (connector)"
+    )
     parser.add_argument("--config", help="gateway TOML config (its storage.path is read)")
     parser.add_argument("--db", help="SQLite file to read (overrides the config)")
     for name in DIMENSIONS:
@@ -57,8 +58,9 @@ def build_query(args: argparse.Namespace, now: float) -> AnalyticsQuery:
             filters[name] = tuple(values)
     if not 1 <= args.top <= 100:
         raise ValueError("--top must be between 1 and 100")
-    return AnalyticsQuery(from_ts=now - since, to_ts=now + 1e-3, group_by=group_by,
-                          filters=filters, top=args.top)
+    return AnalyticsQuery(
+        from_ts=now - since, to_ts=now + 1e-3, group_by=group_by, filters=filters, top=args.top
+    )
 
 
 def _pct(x: float | None) -> str:
@@ -88,23 +90,38 @@ def render(reports: dict[str, dict[str, Any]], q: AnalyticsQuery, since: str, db
     console = Console()
     by = q.group_by
     filters = ", ".join(f"{k}={','.join(v)}" for k, v in q.filters.items()) or "none"
-    console.print(f"[bold]paymux report[/] · last {since} · by {','.join(by) or '(all)'} · "
-                  f"filters: {filters} · {db}")
+    console.print(
+        f"[bold]paymux report[/] · last {since} · by {','.join(by) or '(all)'} · "
+        f"filters: {filters} · {db}"
+    )
 
     if "approvals" in reports:
         body = reports["approvals"]
         t = Table(title="Approvals", title_justify="left")
         for d in by:
             t.add_column(d)
-        for col in ("payments", "first-attempt", "final", "attempts", "att. declined",
-                    "att. failed", "approved volume"):
+        for col in (
+            "payments",
+            "first-attempt",
+            "final",
+            "attempts",
+            "att. declined",
+            "att. failed",
+            "approved volume",
+        ):
             t.add_column(col, justify="right")
 
         def row(g: dict[str, Any]) -> list[str]:
             volume = ", ".join(_money(v, c) for c, v in sorted(g["volume"].items())) or "–"
-            return [str(g["payments"]), _pct(g["first_attempt_approval_rate"]),
-                    _pct(g["approval_rate"]), str(g["attempts"]), str(g["attempts_declined"]),
-                    str(g["attempts_failed"]), volume]
+            return [
+                str(g["payments"]),
+                _pct(g["first_attempt_approval_rate"]),
+                _pct(g["approval_rate"]),
+                str(g["attempts"]),
+                str(g["attempts_declined"]),
+                str(g["attempts_failed"]),
+                volume,
+            ]
 
         for g in body["groups"]:
             t.add_row(*_key(g, by), *row(g))
@@ -118,15 +135,18 @@ def render(reports: dict[str, dict[str, Any]], q: AnalyticsQuery, since: str, db
         for col in ("normalized code", "class", "count", "share", "raw codes (connector:code ×n)"):
             t.add_column(col, justify="right" if col in ("count", "share") else "left")
         for r in body["totals"]["reasons"]:
-            raw = ", ".join(f"{x['connector']}:{x['raw_code']} ×{x['count']}"
-                            for x in r["raw_codes"][:6])
-            t.add_row(r["normalized_code"], r["decline_class"], str(r["count"]), _pct(r["share"]),
-                      raw)
+            raw = ", ".join(
+                f"{x['connector']}:{x['raw_code']} ×{x['count']}" for x in r["raw_codes"][:6]
+            )
+            t.add_row(
+                r["normalized_code"], r["decline_class"], str(r["count"]), _pct(r["share"]), raw
+            )
         console.print(t)
-        console.print(f"declines: {body['totals']['declines']} of {body['totals']['attempts']} "
-                      f"attempts ({_pct(body['totals']['decline_rate'])}); by class: "
-                      + (", ".join(f"{k} {v}" for k, v in body["totals"]["classes"].items())
-                         or "none"))
+        console.print(
+            f"declines: {body['totals']['declines']} of {body['totals']['attempts']} "
+            f"attempts ({_pct(body['totals']['decline_rate'])}); by class: "
+            + (", ".join(f"{k} {v}" for k, v in body["totals"]["classes"].items()) or "none")
+        )
 
     if "failover" in reports:
         body = reports["failover"]
@@ -138,8 +158,13 @@ def render(reports: dict[str, dict[str, Any]], q: AnalyticsQuery, since: str, db
 
         def frow(g: dict[str, Any]) -> list[str]:
             app = g["attempts_per_payment"]
-            return [str(g["payments"]), str(g["cascaded"]), str(g["recovered"]),
-                    _pct(g["recovery_rate"]), "–" if app is None else f"{app:.2f}"]
+            return [
+                str(g["payments"]),
+                str(g["cascaded"]),
+                str(g["recovered"]),
+                _pct(g["recovery_rate"]),
+                "–" if app is None else f"{app:.2f}",
+            ]
 
         for g in body["groups"]:
             t.add_row(*_key(g, by), *frow(g))
@@ -151,8 +176,12 @@ def render(reports: dict[str, dict[str, Any]], q: AnalyticsQuery, since: str, db
             for col in ("path", "triggered", "approved after", "rate"):
                 p.add_column(col, justify="left" if col == "path" else "right")
             for path in body["paths"]:
-                p.add_row(path["path"], str(path["triggered"]), str(path["approved"]),
-                          _pct(path["approval_rate"]))
+                p.add_row(
+                    path["path"],
+                    str(path["triggered"]),
+                    str(path["approved"]),
+                    _pct(path["approval_rate"]),
+                )
             console.print(p)
 
     if "latency" in reports:
@@ -163,10 +192,18 @@ def render(reports: dict[str, dict[str, Any]], q: AnalyticsQuery, since: str, db
         for col in ("attempts", "mean", "p50", "p95", "p99", "max"):
             t.add_column(col, justify="right")
         for g in [*body["groups"], {"key": {}, **body["totals"]}]:
-            key = _key(g, by) if g["key"] else (["[bold]all[/]"] + [""] * (len(by) - 1) if by
-                                                else [])
-            t.add_row(*key, str(g["count"]), _ms(g["mean_ms"]), _ms(g["p50_ms"]),
-                      _ms(g["p95_ms"]), _ms(g["p99_ms"]), _ms(g["max_ms"]))
+            key = (
+                _key(g, by) if g["key"] else (["[bold]all[/]"] + [""] * (len(by) - 1) if by else [])
+            )
+            t.add_row(
+                *key,
+                str(g["count"]),
+                _ms(g["mean_ms"]),
+                _ms(g["p50_ms"]),
+                _ms(g["p95_ms"]),
+                _ms(g["p99_ms"]),
+                _ms(g["max_ms"]),
+            )
         console.print(t)
 
     if "fees" in reports:
@@ -178,9 +215,15 @@ def render(reports: dict[str, dict[str, Any]], q: AnalyticsQuery, since: str, db
             t.add_column(col, justify="right")
         for g in body["groups"]:
             cpa = g["cost_per_approved"]
-            t.add_row(*_key(g, by), g["currency"], str(g["attempts"]), str(g["attempts_priced"]),
-                      _money(g["fees"], g["currency"]), str(g["approved"]),
-                      "–" if cpa is None else _money(round(cpa), g["currency"]))
+            t.add_row(
+                *_key(g, by),
+                g["currency"],
+                str(g["attempts"]),
+                str(g["attempts_priced"]),
+                _money(g["fees"], g["currency"]),
+                str(g["approved"]),
+                "–" if cpa is None else _money(round(cpa), g["currency"]),
+            )
         console.print(t)
 
 

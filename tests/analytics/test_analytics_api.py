@@ -6,8 +6,10 @@ import pytest
 
 from tests.analytics.traffic import ADMIN_KEY, SCENARIO, drive, expected
 
-pytestmark = [pytest.mark.gateway_config(admin_api_key=ADMIN_KEY),
-              pytest.mark.sandbox_scenario(SCENARIO)]
+pytestmark = [
+    pytest.mark.gateway_config(admin_api_key=ADMIN_KEY),
+    pytest.mark.sandbox_scenario(SCENARIO),
+]
 
 
 async def admin_get(gateway, path, key=ADMIN_KEY):
@@ -40,8 +42,9 @@ async def test_analytics_match_the_traffic_driven_through_each_psp(gateway):
     status, body = await admin_get(gateway, "/admin/analytics/declines?top=20")
     assert status == 200, body
     assert {r["normalized_code"]: r["count"] for r in body["totals"]["reasons"]} == want["codes"]
-    funds = next(r for r in body["totals"]["reasons"]
-                 if r["normalized_code"] == "insufficient_funds")
+    funds = next(
+        r for r in body["totals"]["reasons"] if r["normalized_code"] == "insufficient_funds"
+    )
     assert funds["decline_class"] == "issuer_not_now"
     assert funds["raw_codes"] and funds["raw_codes"][0]["connector"] == "stripe"
 
@@ -60,7 +63,8 @@ async def test_analytics_match_the_traffic_driven_through_each_psp(gateway):
     status, body = await admin_get(gateway, "/admin/analytics/timeseries?resolution=60")
     assert status == 200, body
     assert sum(p["attempts"] for s in body["series"] for p in s["points"]) == sum(
-        w["attempts"] for w in want["per"].values())
+        w["attempts"] for w in want["per"].values()
+    )
 
     status, body = await admin_get(gateway, "/admin/analytics/fees")
     assert status == 200, body
@@ -73,10 +77,13 @@ async def test_analytics_match_the_traffic_driven_through_each_psp(gateway):
     assert all(g["breaker"] == "closed" for g in health.values())
 
     status, body = await admin_get(
-        gateway, "/admin/analytics/approvals?group_by=country,currency&country=us,fr")
+        gateway, "/admin/analytics/approvals?group_by=country,currency&country=us,fr"
+    )
     assert status == 200, body
     assert {(g["key"]["country"], g["key"]["currency"]) for g in body["groups"]} == {
-        ("US", "USD"), ("FR", "EUR")}
+        ("US", "USD"),
+        ("FR", "EUR"),
+    }
     assert body["filters"] == {"country": ["US", "FR"]}
 
 
@@ -96,18 +103,21 @@ async def test_admin_api_is_closed_when_no_admin_key_is_configured(gateway):
     assert status == 401 and body["error"]["code"] == "admin_api_disabled"
 
 
-@pytest.mark.parametrize(("query", "param"), [
-    ("from=yesterday", "from"),
-    ("to=NaN", "to"),
-    ("from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z", "from"),
-    ("group_by=planet", "group_by"),
-    ("group_by=connector,connector", "group_by"),
-    ("top=0", "top"),
-    ("top=ten", "top"),
-    ("resolution=0", "resolution"),
-    ("country=<script>", "country"),
-    ("colour=red", "colour"),
-])
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("from=yesterday", "from"),
+        ("to=NaN", "to"),
+        ("from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z", "from"),
+        ("group_by=planet", "group_by"),
+        ("group_by=connector,connector", "group_by"),
+        ("top=0", "top"),
+        ("top=ten", "top"),
+        ("resolution=0", "resolution"),
+        ("country=<script>", "country"),
+        ("colour=red", "colour"),
+    ],
+)
 async def test_bad_parameters_are_400_with_the_param_named(gateway, query, param):
     status, body = await admin_get(gateway, f"/admin/analytics/approvals?{query}")
     assert status == 400, body

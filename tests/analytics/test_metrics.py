@@ -11,8 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.analytics.traffic import ADMIN_KEY, SCENARIO, drive
 from tests.gateway.conftest import card
 
-pytestmark = [pytest.mark.gateway_config(admin_api_key=ADMIN_KEY),
-              pytest.mark.sandbox_scenario(SCENARIO)]
+pytestmark = [
+    pytest.mark.gateway_config(admin_api_key=ADMIN_KEY),
+    pytest.mark.sandbox_scenario(SCENARIO),
+]
 
 
 async def scrape(gateway) -> tuple[str, dict[tuple[str, frozenset], float]]:
@@ -47,19 +49,31 @@ async def test_metrics_count_payments_attempts_cascades_and_replays(gateway):
     attempts = sum(len(p["attempts"]) for p in payments) + 1
     assert delta("paymux_attempts_total") == attempts
     assert delta("paymux_attempts_total", connector="stripe", outcome="captured") == 3
-    assert delta("paymux_attempts_total", connector="stripe",
-                 normalized_code="insufficient_funds", decline_class="issuer_not_now") == 1
+    assert (
+        delta(
+            "paymux_attempts_total",
+            connector="stripe",
+            normalized_code="insufficient_funds",
+            decline_class="issuer_not_now",
+        )
+        == 1
+    )
     assert delta("paymux_payments_total") == len(payments) + 1
     assert delta("paymux_payments_total", status="failed") == sum(
-        p["status"] == "failed" for p in payments)
-    assert delta("paymux_psp_latency_seconds_count", connector="adyen") == sum(
-        a["connector"] == "adyen" for p in payments for a in p["attempts"]) + 1
+        p["status"] == "failed" for p in payments
+    )
+    assert (
+        delta("paymux_psp_latency_seconds_count", connector="adyen")
+        == sum(a["connector"] == "adyen" for p in payments for a in p["attempts"]) + 1
+    )
     assert delta("paymux_cascades_total", from_connector="stripe", to_connector="adyen") >= 3
     assert delta("paymux_cascade_results_total", result="recovered") == 2
     assert delta("paymux_routing_decisions_total", rule="pinned", strategy="pinned") == 10
     assert delta("paymux_idempotent_replays_total", route="/v1/payments") == 1
-    assert delta("paymux_http_requests_total", route="/v1/payments", method="POST") == len(
-        payments) + 2
+    assert (
+        delta("paymux_http_requests_total", route="/v1/payments", method="POST")
+        == len(payments) + 2
+    )
     assert total(after, "paymux_breaker_state", connector="checkout") == 0.0
     # Buckets resolve sub-millisecond overhead and reach the PSP timeout.
     assert 'le="0.0001"' in text and 'le="30.0"' in text

@@ -12,8 +12,11 @@ from paymux import metrics
 
 
 class RouterWithBreakers:
-    connectors: ClassVar[dict[str, object]] = {"stripe": object(), "adyen": object(),
-                                               "checkout": object()}
+    connectors: ClassVar[dict[str, object]] = {
+        "stripe": object(),
+        "adyen": object(),
+        "checkout": object(),
+    }
 
     def breaker_states(self) -> dict[str, str]:
         return {"stripe": "OPEN", "adyen": "half-open", "checkout": 0}
@@ -37,8 +40,10 @@ def test_breaker_state_gauge_reads_the_router_when_scraped():
 
 
 def test_connectors_without_breakers_or_with_a_failing_router_read_closed():
-    assert metrics.breaker_states(RouterWithoutBreakers()) == [("adyen", "closed"),
-                                                               ("stripe", "closed")]
+    assert metrics.breaker_states(RouterWithoutBreakers()) == [
+        ("adyen", "closed"),
+        ("stripe", "closed"),
+    ]
     assert ("stripe", "closed") in metrics.breaker_states(BrokenRouter())
 
 
@@ -59,8 +64,16 @@ def test_multiprocess_mode_sums_every_worker(tmp_path):
         print(body.decode())
     """)
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         check=True, timeout=60).stdout
-    assert ('paymux_attempts_total{connector="stripe",decline_class="",normalized_code="",'
-            'outcome="captured"} 2.0') in out
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert (
+        'paymux_attempts_total{connector="stripe",decline_class="",normalized_code="",'
+        'outcome="captured"} 2.0'
+    ) in out
     assert 'paymux_psp_latency_seconds_count{connector="stripe",outcome="captured"} 2.0' in out

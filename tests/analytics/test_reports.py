@@ -8,14 +8,26 @@ from paymux.analytics.queries import AnalyticsQuery, percentiles, run_report
 from tests.analytics.conftest import NOW
 
 OK = {"status": "captured"}
-FUNDS = {"status": "declined", "code": "insufficient_funds", "klass": "issuer_not_now",
-         "raw_code": "insufficient_funds"}
-DNH_STRIPE = {"status": "declined", "code": "do_not_honor", "klass": "soft_route",
-              "raw_code": "do_not_honor"}
-DNH_ADYEN = {"status": "declined", "code": "do_not_honor", "klass": "soft_route",
-             "raw_code": "2"}
-TIMEOUT = {"status": "failed", "code": "processing_error", "klass": "technical",
-           "raw_code": "timeout", "latency_ms": 2000.0}
+FUNDS = {
+    "status": "declined",
+    "code": "insufficient_funds",
+    "klass": "issuer_not_now",
+    "raw_code": "insufficient_funds",
+}
+DNH_STRIPE = {
+    "status": "declined",
+    "code": "do_not_honor",
+    "klass": "soft_route",
+    "raw_code": "do_not_honor",
+}
+DNH_ADYEN = {"status": "declined", "code": "do_not_honor", "klass": "soft_route", "raw_code": "2"}
+TIMEOUT = {
+    "status": "failed",
+    "code": "processing_error",
+    "klass": "technical",
+    "raw_code": "timeout",
+    "latency_ms": 2000.0,
+}
 
 
 def on(connector: str, outcome: dict, **kw) -> dict:
@@ -31,8 +43,10 @@ def traffic(seeded):
     seeded.payment([on("adyen", OK, fee=20)], amount=700, currency="USD", country="US")
     # Recovered by one cascade, and by two.
     seeded.payment([on("stripe", DNH_STRIPE, fee=30), on("adyen", OK, fee=20)], amount=2000)
-    seeded.payment([on("stripe", TIMEOUT, fee=30), on("adyen", DNH_ADYEN, fee=20),
-                    on("checkout", OK, fee=10)], amount=3000)
+    seeded.payment(
+        [on("stripe", TIMEOUT, fee=30), on("adyen", DNH_ADYEN, fee=20), on("checkout", OK, fee=10)],
+        amount=3000,
+    )
     # Outside the window: must not count.
     seeded.payment([on("checkout", FUNDS)], at=NOW - 7200)
     return seeded
@@ -73,7 +87,9 @@ def test_declines_name_the_normalized_code_class_and_raw_codes(traffic):
     dnh = reasons["do_not_honor"]
     assert dnh["count"] == 2 and dnh["decline_class"] == "soft_route"
     assert {(r["connector"], r["raw_code"]) for r in dnh["raw_codes"]} == {
-        ("stripe", "do_not_honor"), ("adyen", "2")}
+        ("stripe", "do_not_honor"),
+        ("adyen", "2"),
+    }
     assert reasons["insufficient_funds"]["count"] == 1
     assert reasons["processing_error"]["decline_class"] == "technical"
     assert body["totals"]["declines"] == 4 and body["totals"]["attempts"] == 11
@@ -92,9 +108,14 @@ def test_failover_counts_recoveries_and_each_path(traffic):
     paths = {p["path"]: p for p in body["paths"]}
     assert paths["stripe->adyen"]["triggered"] == 2
     assert paths["stripe->adyen"]["approved"] == 1
-    assert paths["adyen->checkout"] == {"path": "adyen->checkout", "from": "adyen",
-                                        "to": "checkout", "triggered": 1, "approved": 1,
-                                        "approval_rate": 1.0}
+    assert paths["adyen->checkout"] == {
+        "path": "adyen->checkout",
+        "from": "adyen",
+        "to": "checkout",
+        "triggered": 1,
+        "approved": 1,
+        "approval_rate": 1.0,
+    }
     assert body["totals"]["recovery_rate"] == 1.0
 
 
@@ -135,15 +156,19 @@ def test_timeseries_buckets_at_the_chosen_resolution(traffic):
 
 
 def test_filters_and_group_by_country_and_brand(traffic):
-    body = run_report(str(traffic.path), "approvals",
-                      query(group_by=("country", "brand"), filters={"connector": ("adyen",)}))
+    body = run_report(
+        str(traffic.path),
+        "approvals",
+        query(group_by=("country", "brand"), filters={"connector": ("adyen",)}),
+    )
     keys = {(g["key"]["country"], g["key"]["brand"]): g for g in body["groups"]}
     assert set(keys) == {("FR", "mastercard"), ("US", "visa"), ("DE", "visa")}
     assert keys[("DE", "visa")]["payments"] == 0  # adyen only ran there as a fallback
     assert keys[("DE", "visa")]["attempts"] == 2
     assert keys[("FR", "mastercard")]["volume"] == {"EUR": 500}
-    only_fr = run_report(str(traffic.path), "approvals",
-                         query(group_by=(), filters={"country": ("FR",)}))
+    only_fr = run_report(
+        str(traffic.path), "approvals", query(group_by=(), filters={"country": ("FR",)})
+    )
     assert only_fr["totals"]["payments"] == 1 and only_fr["groups"][0]["key"] == {}
 
 
@@ -163,8 +188,7 @@ def test_empty_window_gives_empty_groups(seeded):
 
 def test_groups_spanning_several_connectors_add_up_the_same(traffic):
     path = str(traffic.path)
-    by_connector, by_country, overall = (query(), query(group_by=("country",)),
-                                         query(group_by=()))
+    by_connector, by_country, overall = (query(), query(group_by=("country",)), query(group_by=()))
     for name in ("approvals", "declines", "failover", "latency", "fees"):
         totals = [run_report(path, name, q)["totals"] for q in (by_connector, by_country, overall)]
         assert totals[0] == totals[1] == totals[2], name

@@ -19,13 +19,23 @@ ADMIN_KEY = "adm_test_analytics"
 # Stripe's acquirer refuses Mastercard (do_not_honor: soft, another PSP may approve); everything
 # else approves unless the test card says otherwise. Unpinned Mastercard payments therefore fail
 # over stripe->adyen and are recovered there.
-SCENARIO = Scenario(psps={
-    "stripe": Psp(wire="stripe", segments=[Segment(
-        name="no-mastercard", match=Match(brand=["mastercard"]), approval_rate=0.0,
-        declines={"do_not_honor": 1.0})]),
-    "adyen": Psp(wire="adyen"),
-    "checkout": Psp(wire="checkout"),
-})
+SCENARIO = Scenario(
+    psps={
+        "stripe": Psp(
+            wire="stripe",
+            segments=[
+                Segment(
+                    name="no-mastercard",
+                    match=Match(brand=["mastercard"]),
+                    approval_rate=0.0,
+                    declines={"do_not_honor": 1.0},
+                )
+            ],
+        ),
+        "adyen": Psp(wire="adyen"),
+        "checkout": Psp(wire="checkout"),
+    }
+)
 
 VISA = "4242424242424242"
 MASTERCARD = "5555555555554444"
@@ -51,7 +61,9 @@ async def drive(gateway: Any) -> list[dict[str, Any]]:
     for number, connector, currency, country, amount, count in PLAN:
         for _ in range(count):
             body: dict[str, Any] = {
-                "amount": amount, "currency": currency, "payment_method": card(number),
+                "amount": amount,
+                "currency": currency,
+                "payment_method": card(number),
                 "billing": {"country": country},
             }
             if connector:
@@ -65,9 +77,16 @@ async def drive(gateway: Any) -> list[dict[str, Any]]:
 def expected(payments: list[dict[str, Any]]) -> dict[str, Any]:
     """Per connector: payments (by first attempt), first-attempt and final approvals, attempts,
     declines by normalized code, and cascade paths."""
-    per: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "payments": 0, "first_attempt_approved": 0, "approved": 0, "attempts": 0,
-        "attempts_approved": 0, "volume": defaultdict(int)})
+    per: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "payments": 0,
+            "first_attempt_approved": 0,
+            "approved": 0,
+            "attempts": 0,
+            "attempts_approved": 0,
+            "volume": defaultdict(int),
+        }
+    )
     codes: dict[str, int] = defaultdict(int)
     paths: dict[str, int] = defaultdict(int)
     recovered = 0

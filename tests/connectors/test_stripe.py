@@ -387,7 +387,13 @@ def test_form_body_is_urlencode_byte_for_byte(pairs):
 
 
 def test_form_body_of_a_payment_intent_matches_urlencode():
-    pairs = encode_form({"amount": 1099, "currency": "eur", "confirm": True,
-                         "metadata": {"merchant_reference": "order 1001/ä&x=y", "k": "a+b"},
-                         "payment_method_data": {"card": {"number": "4242424242424242"}}})
+    pairs = encode_form(
+        {
+            "amount": 1099,
+            "currency": "eur",
+            "confirm": True,
+            "metadata": {"merchant_reference": "order 1001/ä&x=y", "k": "a+b"},
+            "payment_method_data": {"card": {"number": "4242424242424242"}},
+        }
+    )
     assert form_body(pairs) == urlencode(pairs)

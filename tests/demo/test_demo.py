@@ -46,9 +46,21 @@ class Demo:
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.port, self.sandbox_port = free_port(), free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "paymux.cli", "demo", "--port", str(self.port),
-             "--sandbox-port", str(self.sandbox_port), *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "paymux.cli",
+                "demo",
+                "--port",
+                str(self.port),
+                "--sandbox-port",
+                str(self.sandbox_port),
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.lines: list[str] = []
@@ -73,8 +85,9 @@ class Demo:
                 self._reader.join(2)
                 if any(text in line for line in self.lines):
                     return
-                raise AssertionError(f"demo exited ({self.proc.returncode}) before {text!r}:\n"
-                                     f"{self.output}")
+                raise AssertionError(
+                    f"demo exited ({self.proc.returncode}) before {text!r}:\n{self.output}"
+                )
             time.sleep(0.05)
         raise AssertionError(f"no {text!r} after {timeout}s:\n{self.output}")
 
@@ -93,9 +106,21 @@ class Demo:
 def test_demo_runs_fails_over_through_the_outage_and_serves_the_dashboard(tmp_path: Path) -> None:
     admin_key = "adm_test_demo_0123456789"
     summary_path = tmp_path / "summary.json"
-    demo = Demo("--duration", "6", "--rate", "40", "--no-live", "--exit", "--seed", "7",
-                "--json", str(summary_path), "--data-dir", str(tmp_path / "data"),
-                env={"PAYMUX_ADMIN_KEY": admin_key})
+    demo = Demo(
+        "--duration",
+        "6",
+        "--rate",
+        "40",
+        "--no-live",
+        "--exit",
+        "--seed",
+        "7",
+        "--json",
+        str(summary_path),
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"PAYMUX_ADMIN_KEY": admin_key},
+    )
     try:
         # While traffic runs: the dashboard page and the admin API answer with the key.
         demo.wait_for("sent ", timeout=20)
@@ -106,7 +131,10 @@ def test_demo_runs_fails_over_through_the_outage_and_serves_the_dashboard(tmp_pa
         status, body = get(f"{base}/admin/analytics/health", admin_key)
         assert status == 200, body
         assert {g["key"]["connector"] for g in json.loads(body)["groups"]} >= {
-            "stripe", "adyen", "checkout"}
+            "stripe",
+            "adyen",
+            "checkout",
+        }
     finally:
         code = demo.finish(timeout=45)
     out = demo.output
@@ -140,8 +168,9 @@ def test_demo_runs_fails_over_through_the_outage_and_serves_the_dashboard(tmp_pa
     assert dead["before"]["share_of_approvals"] > 0.2, dead
     assert dead["outage"]["approved"] == 0, dead
     assert dead["outage"]["share_of_approvals"] == 0, dead
-    others_during = sum(p["phases"]["outage"]["approved"] for n, p in r["psps"].items()
-                        if n != down)
+    others_during = sum(
+        p["phases"]["outage"]["approved"] for n, p in r["psps"].items() if n != down
+    )
     assert others_during > 0, r["psps"]
     assert r["psps"][down]["failed"] > 0  # the 5xx it answered
     # Routing stopped sending it most of the traffic (its breaker opens, or its estimate drops;
@@ -156,12 +185,21 @@ def test_demo_runs_fails_over_through_the_outage_and_serves_the_dashboard(tmp_pa
 
 @pytest.mark.timeout(60)
 def test_demo_keeps_serving_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
-    demo = Demo("--duration", "2", "--rate", "15", "--no-live", "--data-dir",
-                str(tmp_path / "data"), env={"PAYMUX_ADMIN_KEY": ""})
+    demo = Demo(
+        "--duration",
+        "2",
+        "--rate",
+        "15",
+        "--no-live",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={"PAYMUX_ADMIN_KEY": ""},
+    )
     try:
         demo.wait_for("Serving the gateway and the sandbox until Ctrl-C", timeout=40)
-        url = next(line.split("Dashboard:", 1)[1].strip() for line in demo.lines
-                   if "Dashboard:" in line)
+        url = next(
+            line.split("Dashboard:", 1)[1].strip() for line in demo.lines if "Dashboard:" in line
+        )
         assert url.startswith(f"http://127.0.0.1:{demo.port}/dashboard?key=adm_")
         key = url.split("key=", 1)[1]
         assert get(url)[0] == 200
@@ -178,8 +216,9 @@ def test_the_live_view_renders_payments_breakers_and_events() -> None:
     from paymux import demo as demo_mod
     from rich.console import Console
 
-    args = argparse.Namespace(duration=60.0, rate=30.0, live=True, seed=1,
-                              outage_psp="stripe", degrade_psp="adyen")
+    args = argparse.Namespace(
+        duration=60.0, rate=30.0, live=True, seed=1, outage_psp="stripe", degrade_psp="adyen"
+    )
 
     async def render() -> str:
         d = demo_mod.Demo(args, "http://127.0.0.1:1", "http://127.0.0.1:2", "sk", "adm")
@@ -189,13 +228,40 @@ def test_the_live_view_renders_payments_breakers_and_events() -> None:
             d.down.add("stripe")
             d.stats.breakers = {"stripe": "open", "adyen": "closed", "checkout": "closed"}
             attempt: dict[str, Any] = {"normalized_code": None, "latency_ms": 120.0}
-            d._record(19.0, {"status": "succeeded", "attempts": [
-                {**attempt, "connector": "stripe", "outcome": "failed",
-                 "decline_class": "technical"},
-                {**attempt, "connector": "adyen", "outcome": "captured", "decline_class": None}]})
-            d._record(19.5, {"status": "failed", "attempts": [
-                {**attempt, "connector": "adyen", "outcome": "declined",
-                 "decline_class": "issuer_not_now"}]})
+            d._record(
+                19.0,
+                {
+                    "status": "succeeded",
+                    "attempts": [
+                        {
+                            **attempt,
+                            "connector": "stripe",
+                            "outcome": "failed",
+                            "decline_class": "technical",
+                        },
+                        {
+                            **attempt,
+                            "connector": "adyen",
+                            "outcome": "captured",
+                            "decline_class": None,
+                        },
+                    ],
+                },
+            )
+            d._record(
+                19.5,
+                {
+                    "status": "failed",
+                    "attempts": [
+                        {
+                            **attempt,
+                            "connector": "adyen",
+                            "outcome": "declined",
+                            "decline_class": "issuer_not_now",
+                        }
+                    ],
+                },
+            )
             d.stats.done = 2
             console = Console(record=True, width=160)
             console.print(demo_mod.live_view(d))
@@ -213,9 +279,9 @@ def test_the_live_view_renders_payments_breakers_and_events() -> None:
     assert "50.0%" in text  # one of two payments approved
 
 
-def test_run_default_generates_the_admin_key_once_and_keeps_it(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch
-                                                               ) -> None:
+def test_run_default_generates_the_admin_key_once_and_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from paymux.gateway.embedded import admin_key_for, dashboard_url, default_config
 
     monkeypatch.delenv("PAYMUX_ADMIN_KEY", raising=False)

@@ -61,16 +61,27 @@ class SearchLagProxy:
                         return web.json_response({"error": {"type": "api_error"}}, status=503)
                     if age < self.lag_s:
                         self.hidden += 1
-                        return web.json_response({"object": "search_result", "data": [],
-                                                  "has_more": False, "url": request.path})
-        headers = {k: v for k, v in request.headers.items()
-                   if k.lower() not in ("host", "content-length", "transfer-encoding")}
+                        return web.json_response(
+                            {
+                                "object": "search_result",
+                                "data": [],
+                                "has_more": False,
+                                "url": request.path,
+                            }
+                        )
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in ("host", "content-length", "transfer-encoding")
+        }
         try:
-            async with self.session.request(request.method, self.upstream + request.path_qs,
-                                            data=body, headers=headers) as upstream:
+            async with self.session.request(
+                request.method, self.upstream + request.path_qs, data=body, headers=headers
+            ) as upstream:
                 data = await upstream.read()
-                return web.Response(status=upstream.status, body=data,
-                                    content_type=upstream.content_type)
+                return web.Response(
+                    status=upstream.status, body=data, content_type=upstream.content_type
+                )
         except aiohttp.ClientError:  # the sandbox dropped the connection: so do we
             if request.transport is not None:
                 request.transport.close()
@@ -84,8 +95,13 @@ async def gw(tmp_path: Path, request: pytest.FixtureRequest):
     marker = request.node.get_closest_marker("gateway_config")
     overrides: dict[str, Any] = {
         "admin_api_key": ADMIN_KEY,
-        "reconciler": {"interval_s": 0.1, "pending_check_s": 0.3, "late_auth_check_s": 0.3,
-                       "void_backoff_s": 0.1, "routing_poll_s": 0.2},
+        "reconciler": {
+            "interval_s": 0.1,
+            "pending_check_s": 0.3,
+            "late_auth_check_s": 0.3,
+            "void_backoff_s": 0.1,
+            "routing_poll_s": 0.2,
+        },
         "payments": {"sync_timeout_s": 1.0},
     }
     for section, values in (marker.kwargs if marker else {}).items():
@@ -119,9 +135,16 @@ async def gw(tmp_path: Path, request: pytest.FixtureRequest):
         keys[merchant] = new_api_key_secret()
         await register_api_key(store, merchant, keys[merchant])
     session = aiohttp.ClientSession()
-    gateway = Gateway(url=f"http://127.0.0.1:{port}", sandbox_url=sandbox_url, keys=keys,
-                      db_path=tmp_path / "paymux.db", app=app, log=log_stream, session=session,
-                      extra={"proxy": proxy})
+    gateway = Gateway(
+        url=f"http://127.0.0.1:{port}",
+        sandbox_url=sandbox_url,
+        keys=keys,
+        db_path=tmp_path / "paymux.db",
+        app=app,
+        log=log_stream,
+        session=session,
+        extra={"proxy": proxy},
+    )
     try:
         yield gateway
         if not getattr(request.node, "skip_ledger_check", False):
@@ -167,7 +190,11 @@ def reconcile_with_ledger(db_path: Path, ledger: dict[str, Any]) -> dict[str, An
         assert len(holds) == 1, f"{payment_id} holds funds at {len(holds)} PSPs: {holds}"
         psp, p = holds[0]
         payment = payments[payment_id]
-        assert payment["status"] in ("requires_capture", "succeeded"), (payment_id, payment["status"], p)
+        assert payment["status"] in ("requires_capture", "succeeded"), (
+            payment_id,
+            payment["status"],
+            p,
+        )
         assert payment["connector"] == psp and payment["connector_reference"] == p["id"]
     for payment_id, payment in payments.items():
         if payment["status"] in ("requires_capture", "succeeded"):

@@ -22,8 +22,9 @@ async def sandbox_outage(gw: Any, **body: Any) -> None:
         assert r.status == 200, await r.text()
 
 
-async def admin(gw: Any, method: str, path: str, body: Any = None,
-                key: str | None = ADMIN_KEY) -> tuple[int, Any]:
+async def admin(
+    gw: Any, method: str, path: str, body: Any = None, key: str | None = ADMIN_KEY
+) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with gw.session.request(method, gw.url + path, json=body, headers=headers) as r:
         return r.status, await r.json()
@@ -35,8 +36,9 @@ def events(db_path: Path, payment_id: str) -> list[dict[str, Any]]:
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
     try:
-        rows = conn.execute("SELECT * FROM events WHERE payment_id = ? ORDER BY id",
-                            (payment_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT * FROM events WHERE payment_id = ? ORDER BY id", (payment_id,)
+        ).fetchall()
     finally:
         conn.close()
     out = []
@@ -51,14 +53,19 @@ def attempt_rows(db_path: Path, payment_id: str) -> list[dict[str, Any]]:
     conn = sqlite3.connect(db_path)
     conn.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in conn.execute(
-            "SELECT * FROM attempts WHERE payment_id = ? ORDER BY seq", (payment_id,))]
+        return [
+            dict(r)
+            for r in conn.execute(
+                "SELECT * FROM attempts WHERE payment_id = ? ORDER BY seq", (payment_id,)
+            )
+        ]
     finally:
         conn.close()
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0,
-                     every_s: float = 0.1) -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout_s: float = 10.0, every_s: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         if await check():
@@ -70,9 +77,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 10
 
 def payment_body(number: str = "4242424242424242", **kw: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "amount": 2500, "currency": "EUR",
-        "payment_method": {"card": {"number": number, "exp_month": 12, "exp_year": 2034,
-                                    "cvc": "123"}},
+        "amount": 2500,
+        "currency": "EUR",
+        "payment_method": {
+            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}
+        },
     }
     body.update(kw)
     return body

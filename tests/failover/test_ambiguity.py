@@ -17,8 +17,11 @@ from tests.failover.helpers import (
 
 # Stripe authorizes, then holds its answer for 3 s and drops the connection: the connector gives
 # up after its 1 s timeout, not knowing whether the payment went through.
-STRIPE_SILENT_AFTER_AUTHORIZING = {"psps": {"stripe": {"default": {
-    "timeout_rate": 1.0, "timeout_ms": 3000, "timeout_mode": "drop"}}}}
+STRIPE_SILENT_AFTER_AUTHORIZING = {
+    "psps": {
+        "stripe": {"default": {"timeout_rate": 1.0, "timeout_ms": 3000, "timeout_mode": "drop"}}
+    }
+}
 
 
 def held(ledger, psp):
@@ -63,8 +66,9 @@ async def test_late_authorization_is_voided_by_the_reconciler(gw):
     rows = attempt_rows(gw.db_path, pay["id"])
     assert rows[0]["status"] == "voided"
     assert rows[0]["next_action"] == "late_authorization_voided"
-    late = [e for e in events(gw.db_path, pay["id"])
-            if e["type"] == "attempt.late_authorization_voided"]
+    late = [
+        e for e in events(gw.db_path, pay["id"]) if e["type"] == "attempt.late_authorization_voided"
+    ]
     assert len(late) == 1 and late[0]["attempt_id"] == rows[0]["id"]
     status, again = await gw.get(f"/v1/payments/{pay['id']}")
     assert again["status"] == "requires_capture" and again["connector"] == "adyen"
@@ -114,9 +118,17 @@ async def test_pending_payment_is_settled_by_the_reconciler_when_the_psp_answers
 @pytest.mark.stripe_search_lag(down_s=1.5)
 async def test_pending_payment_fails_when_the_psp_never_saw_it(gw):
     # An outage that drops connections: nothing is authorized, the lookup is down at first.
-    await sandbox_patch(gw, {"psps": {"stripe": {"outages": [
-        {"start_s": 0, "error_rate": 1.0, "kind": "timeout"}],
-        "default": {"timeout_ms": 3000}}}})
+    await sandbox_patch(
+        gw,
+        {
+            "psps": {
+                "stripe": {
+                    "outages": [{"start_s": 0, "error_rate": 1.0, "kind": "timeout"}],
+                    "default": {"timeout_ms": 3000},
+                }
+            }
+        },
+    )
     status, pay = await gw.post("/v1/payments", payment_body())
     assert status == 200 and pay["status"] == "processing", pay
 

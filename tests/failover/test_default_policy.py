@@ -8,19 +8,28 @@ from paymux.outcomes import AttemptStatus, DeclineClass
 
 
 def ctx(**kw) -> AttemptContext:
-    values = {"payment_id": "pay_1", "attempt_number": 1, "max_attempts": 3, "elapsed_s": 0.1,
-              "deadline_s": 30.0, "remaining_candidates": ["adyen", "checkout"]}
+    values = {
+        "payment_id": "pay_1",
+        "attempt_number": 1,
+        "max_attempts": 3,
+        "elapsed_s": 0.1,
+        "deadline_s": 30.0,
+        "remaining_candidates": ["adyen", "checkout"],
+    }
     values.update(kw)
     return AttemptContext(**values)
 
 
-@pytest.mark.parametrize("decline_class, cascade", [
-    (DeclineClass.SOFT_ROUTE, True),
-    (DeclineClass.TECHNICAL, True),
-    (DeclineClass.HARD, False),
-    (DeclineClass.FIX_DATA, False),
-    (DeclineClass.ISSUER_NOT_NOW, False),
-])
+@pytest.mark.parametrize(
+    "decline_class, cascade",
+    [
+        (DeclineClass.SOFT_ROUTE, True),
+        (DeclineClass.TECHNICAL, True),
+        (DeclineClass.HARD, False),
+        (DeclineClass.FIX_DATA, False),
+        (DeclineClass.ISSUER_NOT_NOW, False),
+    ],
+)
 async def test_only_soft_route_and_technical_cascade(decline_class, cascade):
     decision = await DefaultPolicy().decide(AttemptStatus.DECLINED, decline_class, None, ctx())
     assert decision.cascade is cascade
@@ -28,8 +37,9 @@ async def test_only_soft_route_and_technical_cascade(decline_class, cascade):
 
 @pytest.mark.parametrize("advice", ["03", "21"])
 async def test_do_not_retry_advice_stops_even_a_soft_decline(advice):
-    decision = await DefaultPolicy().decide(AttemptStatus.DECLINED, DeclineClass.SOFT_ROUTE,
-                                            advice, ctx())
+    decision = await DefaultPolicy().decide(
+        AttemptStatus.DECLINED, DeclineClass.SOFT_ROUTE, advice, ctx()
+    )
     assert not decision.cascade and decision.reason == f"do_not_retry_advice:{advice}"
 
 
@@ -38,7 +48,6 @@ async def test_budget_deadline_and_candidates_bound_the_cascade():
     soft = (AttemptStatus.DECLINED, DeclineClass.SOFT_ROUTE, None)
     assert (await policy.decide(*soft, ctx(attempt_number=3))).reason == "attempt_budget_spent"
     assert (await policy.decide(*soft, ctx(elapsed_s=31.0))).reason == "deadline_passed"
-    assert (await policy.decide(*soft, ctx(remaining_candidates=[]))).reason == \
-        "no_candidates_left"
+    assert (await policy.decide(*soft, ctx(remaining_candidates=[]))).reason == "no_candidates_left"
     ok = await policy.decide(*soft, ctx())
     assert ok.cascade and ok.reason == "cascade_on:soft_route->adyen" and ok.next_connector is None

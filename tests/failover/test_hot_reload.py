@@ -18,8 +18,13 @@ from tests.gateway.conftest import gateway_config, start_app
 
 CHECKOUT_FIRST = {"default_order": ["checkout", "adyen", "stripe"]}
 GBP_TO_ADYEN = {
-    "rules": [{"name": "gbp-to-adyen", "when": {"currency": ["GBP"]},
-               "then": {"strategy": "priority", "connectors": ["adyen", "checkout"]}}],
+    "rules": [
+        {
+            "name": "gbp-to-adyen",
+            "when": {"currency": ["GBP"]},
+            "then": {"strategy": "priority", "connectors": ["adyen", "checkout"]},
+        }
+    ],
     "default": {"strategy": "priority", "connectors": ["stripe", "adyen", "checkout"]},
 }
 
@@ -51,13 +56,23 @@ async def test_put_routing_applies_to_the_next_payments_and_is_versioned(gw):
     assert events(gw.db_path, pay["id"])[0]["data"]["rule"] == "gbp-to-adyen"
 
 
-@pytest.mark.parametrize("config, param", [
-    ({"default_order": ["stripe", "paypal"]}, "routing"),
-    ({"rules": [{"name": "x", "when": {"currncy": ["EUR"]}, "then": {"connectors": ["adyen"]}}],
-      "default": {"connectors": ["stripe"]}}, "routing.rules['x'].when.currncy"),
-    ({"dynamic": {"exploration": 3}}, "routing.dynamic.exploration"),
-    ({"no_such_key": 1}, "routing"),
-])
+@pytest.mark.parametrize(
+    "config, param",
+    [
+        ({"default_order": ["stripe", "paypal"]}, "routing"),
+        (
+            {
+                "rules": [
+                    {"name": "x", "when": {"currncy": ["EUR"]}, "then": {"connectors": ["adyen"]}}
+                ],
+                "default": {"connectors": ["stripe"]},
+            },
+            "routing.rules['x'].when.currncy",
+        ),
+        ({"dynamic": {"exploration": 3}}, "routing.dynamic.exploration"),
+        ({"no_such_key": 1}, "routing"),
+    ],
+)
 async def test_a_broken_config_is_rejected_and_the_old_one_keeps_serving(gw, config, param):
     status, body = await admin(gw, "PUT", "/admin/routing", CHECKOUT_FIRST)
     assert status == 200
@@ -82,9 +97,11 @@ async def test_bad_requests_to_the_admin_api(gw):
         assert status == 401
     status, body = await admin(gw, "PUT", "/admin/routing", ["stripe"])
     assert status == 400 and body["error"]["code"] == "parameter_invalid"
-    async with gw.session.put(gw.url + "/admin/routing", data=b"{nope",
-                              headers={"Authorization": f"Bearer {ADMIN_KEY}",
-                                       "Content-Type": "application/json"}) as r:
+    async with gw.session.put(
+        gw.url + "/admin/routing",
+        data=b"{nope",
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    ) as r:
         assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_json"
     status, body = await admin(gw, "POST", "/admin/routing/rollback", {"version": 99})
     assert status == 404 and body["error"]["param"] == "version"
@@ -92,15 +109,20 @@ async def test_bad_requests_to_the_admin_api(gw):
     assert status == 400 and body["error"]["param"] == "version"
     status, body = await admin(gw, "POST", "/admin/routing/explain", {"amount": 100})
     assert status == 400 and body["error"]["code"] == "parameter_missing"
-    status, body = await admin(gw, "POST", "/admin/routing/explain",
-                               {"amount": -5, "currency": "EUR"})
+    status, body = await admin(
+        gw, "POST", "/admin/routing/explain", {"amount": -5, "currency": "EUR"}
+    )
     assert status == 400 and body["error"]["param"] == "amount"
-    status, body = await admin(gw, "POST", "/admin/routing/explain",
-                               {"amount": 5, "currency": "XYZ"})
+    status, body = await admin(
+        gw, "POST", "/admin/routing/explain", {"amount": 5, "currency": "XYZ"}
+    )
     assert status == 400 and body["error"]["code"] == "invalid_currency"
-    status, body = await admin(gw, "POST", "/admin/routing/explain",
-                               {"amount": 5, "currency": "EUR",
-                                "card": {"number": "4242424242424241"}})
+    status, body = await admin(
+        gw,
+        "POST",
+        "/admin/routing/explain",
+        {"amount": 5, "currency": "EUR", "card": {"number": "4242424242424241"}},
+    )
     assert status == 400 and body["error"]["param"] == "card.number"
     assert "4242424242424241" not in str(body) and "4242424242424241" not in gw.log.getvalue()
 
@@ -114,13 +136,21 @@ async def test_rollback_restores_an_older_version(gw):
     status, versions = await admin(gw, "GET", "/admin/routing/versions")
     assert versions["active"] == 2
     assert [(v["version"], v["active"]) for v in versions["data"]] == [
-        (3, False), (2, True), (1, False)]
+        (3, False),
+        (2, True),
+        (1, False),
+    ]
     status, _ = await admin(gw, "POST", "/admin/routing/rollback", {"version": 1})
     assert status == 200 and await first_connector(gw) == "stripe"
 
 
-@pytest.mark.gateway_config(routing={"merchants": {"m_beta": {
-    "default": {"strategy": "priority", "connectors": ["adyen", "stripe"]}}}})
+@pytest.mark.gateway_config(
+    routing={
+        "merchants": {
+            "m_beta": {"default": {"strategy": "priority", "connectors": ["adyen", "stripe"]}}
+        }
+    }
+)
 async def test_merchant_routing_overrides_the_default(gw):
     assert await first_connector(gw) == "stripe"
     status, pay = await gw.post("/v1/payments", payment_body(), merchant="m_beta")
@@ -129,18 +159,40 @@ async def test_merchant_routing_overrides_the_default(gw):
 
 
 async def test_explain_answers_without_side_effects(gw):
-    await admin(gw, "PUT", "/admin/routing", {
-        **GBP_TO_ADYEN,
-        "fees": {"adyen": [{"percent_bps": 120, "fixed": 10}], "checkout": [{"percent_bps": 90}]},
-    })
+    await admin(
+        gw,
+        "PUT",
+        "/admin/routing",
+        {
+            **GBP_TO_ADYEN,
+            "fees": {
+                "adyen": [{"percent_bps": 120, "fixed": 10}],
+                "checkout": [{"percent_bps": 90}],
+            },
+        },
+    )
     ledger_before = await gw.ledger()
-    status, body = await admin(gw, "POST", "/admin/routing/explain", {
-        "amount": 10000, "currency": "GBP", "merchant_id": "m_alpha",
-        "payment_method": {"card": {"number": "4242424242424242", "exp_month": 12,
-                                    "exp_year": 2034, "cvc": "123"}},
-        "billing": {"country": "GB"}, "metadata": {"channel": "web"},
-        "capture_method": "manual",
-    })
+    status, body = await admin(
+        gw,
+        "POST",
+        "/admin/routing/explain",
+        {
+            "amount": 10000,
+            "currency": "GBP",
+            "merchant_id": "m_alpha",
+            "payment_method": {
+                "card": {
+                    "number": "4242424242424242",
+                    "exp_month": 12,
+                    "exp_year": 2034,
+                    "cvc": "123",
+                }
+            },
+            "billing": {"country": "GB"},
+            "metadata": {"channel": "web"},
+            "capture_method": "manual",
+        },
+    )
     assert status == 200, body
     assert body["rule"] == "gbp-to-adyen" and body["strategy"] == "priority"
     assert body["order"] == ["adyen", "checkout"]
@@ -156,17 +208,26 @@ async def test_explain_answers_without_side_effects(gw):
     status, listed = await gw.get("/v1/payments")
     assert listed["data"] == []
 
-    status, body = await admin(gw, "POST", "/admin/routing/explain", {
-        "amount": 500, "currency": "EUR", "card": {"brand": "amex"}})
+    status, body = await admin(
+        gw,
+        "POST",
+        "/admin/routing/explain",
+        {"amount": 500, "currency": "EUR", "card": {"brand": "amex"}},
+    )
     assert status == 200 and body["rule"] == "default"
     assert body["order"] == ["stripe", "adyen", "checkout"]
 
 
 async def test_every_worker_picks_up_a_new_version(gw, tmp_path):
     # A second worker process on the same database: an app built from the same config.
-    config = config_from_dict(gateway_config(tmp_path, int(gw.sandbox_url.rsplit(":", 1)[1]),
-                                             admin_api_key=ADMIN_KEY,
-                                             reconciler={"routing_poll_s": 0.1}))
+    config = config_from_dict(
+        gateway_config(
+            tmp_path,
+            int(gw.sandbox_url.rsplit(":", 1)[1]),
+            admin_api_key=ADMIN_KEY,
+            reconciler={"routing_poll_s": 0.1},
+        )
+    )
     other = build_gateway(config, load_secrets(config.vault))
     runner, _ = await start_app(other)
     try:
@@ -188,8 +249,12 @@ async def test_every_worker_picks_up_a_new_version(gw, tmp_path):
 async def test_config_file_changes_and_sighup_reload_routing(tmp_path, gw):
     sandbox_port = int(gw.sandbox_url.rsplit(":", 1)[1])
     path = tmp_path / "paymux.toml"
-    base = gateway_config(tmp_path / "second", sandbox_port, admin_api_key=ADMIN_KEY,
-                          reconciler={"config_poll_s": 0.1, "routing_poll_s": 0.1})
+    base = gateway_config(
+        tmp_path / "second",
+        sandbox_port,
+        admin_api_key=ADMIN_KEY,
+        reconciler={"config_poll_s": 0.1, "routing_poll_s": 0.1},
+    )
     (tmp_path / "second").mkdir()
 
     def write(order_line: str) -> None:
@@ -224,11 +289,18 @@ async def _true(value: bool) -> bool:
 
 
 def _toml(raw: dict, order_line: str) -> str:
-    lines = [f'admin_api_key = "{raw["admin_api_key"]}"',
-             "[storage]", f'path = "{raw["storage"]["path"]}"',
-             "[vault]", f'key_file = "{raw["vault"]["key_file"]}"',
-             "[reconciler]", "config_poll_s = 0.1", "routing_poll_s = 0.1",
-             "[routing]", order_line]
+    lines = [
+        f'admin_api_key = "{raw["admin_api_key"]}"',
+        "[storage]",
+        f'path = "{raw["storage"]["path"]}"',
+        "[vault]",
+        f'key_file = "{raw["vault"]["key_file"]}"',
+        "[reconciler]",
+        "config_poll_s = 0.1",
+        "routing_poll_s = 0.1",
+        "[routing]",
+        order_line,
+    ]
     for c in raw["connectors"]:
         lines.append("[[connectors]]")
         for k, v in c.items():

@@ -10,9 +10,14 @@ from paymux.gateway.http import SERVICE
 
 from tests.failover.helpers import events, eventually, payment_body, sandbox_outage
 
-FAST_BREAKER = {"default_order": ["stripe", "adyen", "checkout"],
-                "health": {"breaker_open_seconds": 0.5, "breaker_max_open_seconds": 1.0,
-                           "breaker_half_open_probes": 1}}
+FAST_BREAKER = {
+    "default_order": ["stripe", "adyen", "checkout"],
+    "health": {
+        "breaker_open_seconds": 0.5,
+        "breaker_max_open_seconds": 1.0,
+        "breaker_half_open_probes": 1,
+    },
+}
 
 
 @pytest.mark.gateway_config(routing=FAST_BREAKER)
@@ -59,8 +64,11 @@ async def test_outage_mid_burst_moves_traffic_and_the_breaker_recovers(gw):
 DYNAMIC_FAST_BREAKER = {
     "default": {"strategy": "dynamic", "connectors": ["stripe", "adyen", "checkout"]},
     "dynamic": {"exploration": 0.0, "seed": 1},
-    "health": {"breaker_open_seconds": 0.5, "breaker_max_open_seconds": 1.0,
-               "breaker_half_open_probes": 1},
+    "health": {
+        "breaker_open_seconds": 0.5,
+        "breaker_max_open_seconds": 1.0,
+        "breaker_half_open_probes": 1,
+    },
 }
 
 
@@ -70,8 +78,9 @@ async def test_outage_under_dynamic_routing_excludes_the_psp_and_probes_it_back(
     await sandbox_outage(gw, psp="stripe", error_rate=1.0, kind="error")
     answered: list[dict] = []
     for wave in range(5):
-        bodies = await asyncio.gather(*(
-            gw.post("/v1/payments", payment_body(amount=5000 + 10 * wave + i)) for i in range(8)))
+        bodies = await asyncio.gather(
+            *(gw.post("/v1/payments", payment_body(amount=5000 + 10 * wave + i)) for i in range(8))
+        )
         assert all(status == 200 and b["status"] == "succeeded" for status, b in bodies)
         answered += [b for _, b in bodies]
     assert all(p["connector"] != "stripe" for p in answered)

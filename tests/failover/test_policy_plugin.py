@@ -45,11 +45,18 @@ def _distribution(root: Path, name: str, entry_points: str, source: str) -> None
 @pytest.fixture
 def policy_plugins(tmp_path_factory, monkeypatch):
     root = tmp_path_factory.mktemp("plugins")
-    _distribution(root, "prefer_checkout_policy",
-                  "[paymux.policies]\nprefer_checkout = prefer_checkout_policy:PreferCheckout\n",
-                  POLICY)
-    _distribution(root, "broken_policy", "[paymux.policies]\nbroken = broken_policy:Broken\n",
-                  'raise ImportError("broken on import: missing dependency")\n')
+    _distribution(
+        root,
+        "prefer_checkout_policy",
+        "[paymux.policies]\nprefer_checkout = prefer_checkout_policy:PreferCheckout\n",
+        POLICY,
+    )
+    _distribution(
+        root,
+        "broken_policy",
+        "[paymux.policies]\nbroken = broken_policy:Broken\n",
+        'raise ImportError("broken on import: missing dependency")\n',
+    )
     monkeypatch.syspath_prepend(str(root))
     yield root
     for mod in ("prefer_checkout_policy", "broken_policy"):

@@ -18,9 +18,9 @@ from tests.gateway.test_crash_recovery import _start_gateway, _write_config
 def _config(tmp: Path, port: int, sandbox_port: int, order: str) -> Path:
     path = _write_config(tmp, port, sandbox_port)
     text = path.read_text().replace(
-        'default_order = ["stripe", "adyen", "checkout"]', f"default_order = {order}")
-    text = f'admin_api_key = "{ADMIN_KEY}"\n' + text.replace(
-        "[server]", "[server]\nworkers = 2", 1)
+        'default_order = ["stripe", "adyen", "checkout"]', f"default_order = {order}"
+    )
+    text = f'admin_api_key = "{ADMIN_KEY}"\n' + text.replace("[server]", "[server]\nworkers = 2", 1)
     text += "[reconciler]\nconfig_poll_s = 3600.0\nrouting_poll_s = 0.2\n"  # SIGHUP only
     path.write_text(text)
     return path
@@ -32,8 +32,10 @@ async def _versions_seen(url: str, n: int = 12) -> set[tuple[int, int]]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     for _ in range(n):
         # A new session, so a new connection: maybe another worker.
-        async with aiohttp.ClientSession() as s, s.get(url + "/admin/routing",
-                                                       headers=headers) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(url + "/admin/routing", headers=headers) as r,
+        ):
             body = await r.json()
             seen.add((body["version"], body["serving"]))
     return seen
@@ -58,8 +60,12 @@ async def test_sighup_reloads_routing_in_every_worker(tmp_path):
             if await _versions_seen(url, 6) == {(2, 2)}:
                 break
         assert await _versions_seen(url) == {(2, 2)}
-        async with aiohttp.ClientSession() as s, s.get(url + "/admin/routing/versions",
-                         headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(
+                url + "/admin/routing/versions", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+            ) as r,
+        ):
             versions = (await r.json())["data"]
         # Both workers re-read the file; the new config is stored once.
         assert [(v["version"], v["source"]) for v in versions] == [(2, "config"), (1, "config")]

@@ -21,8 +21,11 @@ from paymux.store.base import Merchant
 
 SANDBOX_KEYS = {
     "stripe": {"api_key": "sk_test_paymux_sandbox"},
-    "adyen": {"api_key": "paymux_sandbox_adyen_key", "merchant_account": "PaymuxSandboxECOM",
-              "extra": {"lookup_path": "/v72/_sandbox/payments"}},
+    "adyen": {
+        "api_key": "paymux_sandbox_adyen_key",
+        "merchant_account": "PaymuxSandboxECOM",
+        "extra": {"lookup_path": "/v72/_sandbox/payments"},
+    },
     "checkout": {"api_key": "sk_sbox_paymuxsandboxsecretkeyabcde"},
 }
 
@@ -43,8 +46,13 @@ async def start_app(app: web.Application, port: int | None = None) -> tuple[web.
 
 def gateway_config(tmp: Path, sandbox_port: int, **overrides: Any) -> dict[str, Any]:
     connectors = [
-        {"name": wire, "kind": wire, "base_url": f"http://127.0.0.1:{sandbox_port}/{wire}",
-         "timeout_s": 2.0, **creds}
+        {
+            "name": wire,
+            "kind": wire,
+            "base_url": f"http://127.0.0.1:{sandbox_port}/{wire}",
+            "timeout_s": 2.0,
+            **creds,
+        }
         for wire, creds in SANDBOX_KEYS.items()
     ]
     raw: dict[str, Any] = {
@@ -79,10 +87,12 @@ class Gateway:
             h["Idempotency-Key"] = idem
         return h
 
-    async def post(self, path: str, body: Any, merchant: str = "m_alpha",
-                   idem: str | None = None) -> tuple[int, Any]:
-        async with self.session.post(self.url + path, json=body,
-                                     headers=self.headers(merchant, idem)) as r:
+    async def post(
+        self, path: str, body: Any, merchant: str = "m_alpha", idem: str | None = None
+    ) -> tuple[int, Any]:
+        async with self.session.post(
+            self.url + path, json=body, headers=self.headers(merchant, idem)
+        ) as r:
             return r.status, await r.json()
 
     async def get(self, path: str, merchant: str = "m_alpha") -> tuple[int, Any]:

@@ -12,8 +12,10 @@ from tests.gateway.conftest import card
 def _count_rows(db) -> dict[str, int]:
     conn = sqlite3.connect(db)
     try:
-        return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                for t in ("payments", "attempts", "tokens", "refunds", "events")}
+        return {
+            t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+            for t in ("payments", "attempts", "tokens", "refunds", "events")
+        }
     finally:
         conn.close()
 
@@ -33,18 +35,33 @@ BAD_BODIES = [
     ({**VALID, "surprise": 1}, "parameter_unknown", "surprise"),
     ({**VALID, "capture_method": "later"}, "parameter_invalid", "capture_method"),
     ({**VALID, "payment_method": {}}, "parameter_invalid", "payment_method"),
-    ({**VALID, "payment_method": {"card": {**card()["card"], "number": "4242424242424241"}}},
-     "invalid_number", "payment_method.card.number"),
-    ({**VALID, "payment_method": {"card": {**card()["card"], "exp_year": 2001}}},
-     "expired_card", "payment_method.card.number"),
-    ({**VALID, "payment_method": {"card": {**card()["card"], "exp_month": 13}}},
-     "parameter_invalid", "payment_method.card.exp_month"),
-    ({**VALID, "payment_method": {"card": {**card()["card"], "cvc": "12a"}}},
-     "parameter_invalid", "payment_method.card.cvc"),
+    (
+        {**VALID, "payment_method": {"card": {**card()["card"], "number": "4242424242424241"}}},
+        "invalid_number",
+        "payment_method.card.number",
+    ),
+    (
+        {**VALID, "payment_method": {"card": {**card()["card"], "exp_year": 2001}}},
+        "expired_card",
+        "payment_method.card.number",
+    ),
+    (
+        {**VALID, "payment_method": {"card": {**card()["card"], "exp_month": 13}}},
+        "parameter_invalid",
+        "payment_method.card.exp_month",
+    ),
+    (
+        {**VALID, "payment_method": {"card": {**card()["card"], "cvc": "12a"}}},
+        "parameter_invalid",
+        "payment_method.card.cvc",
+    ),
     ({**VALID, "metadata": {"k": {"nested": "x"}}}, "parameter_invalid", "metadata"),
     ({**VALID, "connector": "nope"}, "unknown_connector", "connector"),
-    ({**VALID, "payment_method": {"token": "tok_doesnotexist"}}, "resource_missing",
-     "payment_method.token"),
+    (
+        {**VALID, "payment_method": {"token": "tok_doesnotexist"}},
+        "resource_missing",
+        "payment_method.token",
+    ),
 ]
 
 
@@ -80,11 +97,14 @@ async def test_unparseable_bodies_get_clear_errors(gateway, raw, ctype, status, 
     assert "Traceback" not in str(err)
 
 
-@pytest.mark.parametrize("header,code", [
-    (None, "api_key_missing"),
-    ("Bearer sk_test_wrong", "api_key_invalid"),
-    ("Basic Zm9vOmJhcg==", "api_key_missing"),
-])
+@pytest.mark.parametrize(
+    "header,code",
+    [
+        (None, "api_key_missing"),
+        ("Bearer sk_test_wrong", "api_key_invalid"),
+        ("Basic Zm9vOmJhcg==", "api_key_missing"),
+    ],
+)
 async def test_missing_or_wrong_key_is_401(gateway, header, code):
     headers = {} if header is None else {"Authorization": header}
     async with gateway.session.post(gateway.url + "/v1/payments", json=VALID, headers=headers) as r:

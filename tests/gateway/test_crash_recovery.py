@@ -21,18 +21,32 @@ DEMO_KEY = "sk_test_crash_recovery_key"
 
 def _write_config(tmp: Path, gateway_port: int, sandbox_port: int) -> Path:
     lines = [
-        "[server]", 'host = "127.0.0.1"', f"port = {gateway_port}", 'log_level = "warning"',
-        "[storage]", f'path = "{tmp / "paymux.db"}"',
-        "[vault]", f'key_file = "{tmp / "keys.json"}"',
-        "[demo]", 'merchant_id = "m_crash"', f'api_key = "{DEMO_KEY}"',
-        "[routing]", 'default_order = ["stripe", "adyen", "checkout"]',
+        "[server]",
+        'host = "127.0.0.1"',
+        f"port = {gateway_port}",
+        'log_level = "warning"',
+        "[storage]",
+        f'path = "{tmp / "paymux.db"}"',
+        "[vault]",
+        f'key_file = "{tmp / "keys.json"}"',
+        "[demo]",
+        'merchant_id = "m_crash"',
+        f'api_key = "{DEMO_KEY}"',
+        "[routing]",
+        'default_order = ["stripe", "adyen", "checkout"]',
     ]
     for wire, creds in SANDBOX_KEYS.items():
-        lines += ["[[connectors]]", f'name = "{wire}"', f'kind = "{wire}"',
-                  f'base_url = "http://127.0.0.1:{sandbox_port}/{wire}"']
+        lines += [
+            "[[connectors]]",
+            f'name = "{wire}"',
+            f'kind = "{wire}"',
+            f'base_url = "http://127.0.0.1:{sandbox_port}/{wire}"',
+        ]
         lines += [f'{k} = "{v}"' for k, v in creds.items() if isinstance(v, str)]
         if "extra" in creds:
-            lines += ["extra = { " + ", ".join(f'{k} = "{v}"' for k, v in creds["extra"].items()) + " }"]
+            lines += [
+                "extra = { " + ", ".join(f'{k} = "{v}"' for k, v in creds["extra"].items()) + " }"
+            ]
     path = tmp / "paymux.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -41,7 +55,8 @@ def _write_config(tmp: Path, gateway_port: int, sandbox_port: int) -> Path:
 async def _start_gateway(config: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the test then polls it
         [sys.executable, "-m", "paymux.cli", "serve", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
     async with aiohttp.ClientSession() as s:
@@ -72,9 +87,11 @@ async def test_sigkill_mid_burst_loses_no_answered_payment(tmp_path):
 
             async def pay(i: int) -> None:
                 try:
-                    async with s.post(url + "/v1/payments", headers={**headers, "Idempotency-Key": f"burst-{i}"},
-                                      json={"amount": 1000 + i, "currency": "EUR",
-                                            "payment_method": card()}) as r:
+                    async with s.post(
+                        url + "/v1/payments",
+                        headers={**headers, "Idempotency-Key": f"burst-{i}"},
+                        json={"amount": 1000 + i, "currency": "EUR", "payment_method": card()},
+                    ) as r:
                         body = await r.json()
                         if r.status == 200:
                             answered[f"burst-{i}"] = body
@@ -97,23 +114,32 @@ async def test_sigkill_mid_burst_loses_no_answered_payment(tmp_path):
                     stored = await r.json()
                 assert stored["status"] == body["status"] == "succeeded"
             conn = sqlite3.connect(tmp_path / "paymux.db")
-            limbo = conn.execute("SELECT COUNT(*) FROM attempts WHERE status = 'started'").fetchone()[0]
+            limbo = conn.execute(
+                "SELECT COUNT(*) FROM attempts WHERE status = 'started'"
+            ).fetchone()[0]
             processing = conn.execute(
-                "SELECT COUNT(*) FROM payments WHERE status = 'processing'").fetchone()[0]
+                "SELECT COUNT(*) FROM payments WHERE status = 'processing'"
+            ).fetchone()[0]
             stuck = conn.execute(
-                "SELECT COUNT(*) FROM idempotency WHERE status = 'in_progress'").fetchone()[0]
-            paid = {r[0] for r in conn.execute(
-                "SELECT connector_reference FROM payments WHERE status = 'succeeded'")}
+                "SELECT COUNT(*) FROM idempotency WHERE status = 'in_progress'"
+            ).fetchone()[0]
+            paid = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT connector_reference FROM payments WHERE status = 'succeeded'"
+                )
+            }
             conn.close()
             assert limbo == 0, "attempts left without an outcome after restart"
             assert processing == 0, "payments left processing with nothing outstanding at a PSP"
             assert stuck == 0, "idempotency keys left in progress after restart"
             # Every retry of the burst with its key: a replay or a fresh payment, never a 2nd charge.
             for i in range(300):
-                async with s.post(url + "/v1/payments",
-                                  headers={**headers, "Idempotency-Key": f"burst-{i}"},
-                                  json={"amount": 1000 + i, "currency": "EUR",
-                                        "payment_method": card()}) as r:
+                async with s.post(
+                    url + "/v1/payments",
+                    headers={**headers, "Idempotency-Key": f"burst-{i}"},
+                    json={"amount": 1000 + i, "currency": "EUR", "payment_method": card()},
+                ) as r:
                     assert r.status == 200, await r.text()
             async with s.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/ledger") as r:
                 ledger = await r.json()
@@ -133,9 +159,16 @@ async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(ga
     from paymux.store.base import PaymentRecord
 
     store, service = gateway.app[STORE], gateway.app[SERVICE]
-    payment = PaymentRecord(id="pay_0interrupted0", merchant_id="m_alpha", status="processing",
-                            amount=777, currency="EUR", capture_method="automatic",
-                            created_at=1.0, updated_at=1.0)
+    payment = PaymentRecord(
+        id="pay_0interrupted0",
+        merchant_id="m_alpha",
+        status="processing",
+        amount=777,
+        currency="EUR",
+        capture_method="automatic",
+        created_at=1.0,
+        updated_at=1.0,
+    )
     await store.begin_idempotent("m_alpha", "k-interrupted", "h", 1e12, 86400)
     await store.create_payment(payment, None, [], "k-interrupted")
     await service.recover()
@@ -143,6 +176,9 @@ async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(ga
     assert stored["status"] == "failed"
     assert stored["error"]["code"] == "processing_interrupted"
     # the key is free again: the client's retry is processed, and charged once
-    status, retried = await gateway.post("/v1/payments", {
-        "amount": 777, "currency": "EUR", "payment_method": card()}, idem="k-interrupted")
+    status, retried = await gateway.post(
+        "/v1/payments",
+        {"amount": 777, "currency": "EUR", "payment_method": card()},
+        idem="k-interrupted",
+    )
     assert status == 200 and retried["status"] == "succeeded" and retried["id"] != payment.id

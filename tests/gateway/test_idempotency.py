@@ -13,8 +13,9 @@ def _body(amount: int = 1000) -> dict:
 
 async def test_same_key_replays_the_first_response_exactly(gateway):
     status1, first = await gateway.post("/v1/payments", _body(), idem="k-replay")
-    async with gateway.session.post(gateway.url + "/v1/payments", json=_body(),
-                                    headers=gateway.headers(idem="k-replay")) as r:
+    async with gateway.session.post(
+        gateway.url + "/v1/payments", json=_body(), headers=gateway.headers(idem="k-replay")
+    ) as r:
         assert r.headers.get("Idempotent-Replayed") == "true"
         second = await r.json()
         status2 = r.status
@@ -65,15 +66,17 @@ async def test_a_new_payments_answer_is_stored_with_its_final_state(gateway):
     client has its answer, the key is completed with exactly those bytes."""
     import sqlite3
 
-    async with gateway.session.post(gateway.url + "/v1/payments", json=_body(4321),
-                                    headers=gateway.headers(idem="k-stored")) as r:
+    async with gateway.session.post(
+        gateway.url + "/v1/payments", json=_body(4321), headers=gateway.headers(idem="k-stored")
+    ) as r:
         raw = await r.read()
         assert r.status == 200
     conn = sqlite3.connect(gateway.db_path)
     try:
         status, code, body, payment_status = conn.execute(
             "SELECT i.status, i.response_status, i.response_body, p.status FROM idempotency i "
-            "JOIN payments p ON p.id = i.payment_id WHERE i.key = 'k-stored'").fetchone()
+            "JOIN payments p ON p.id = i.payment_id WHERE i.key = 'k-stored'"
+        ).fetchone()
     finally:
         conn.close()
     assert (status, code, payment_status) == ("completed", 200, "succeeded")

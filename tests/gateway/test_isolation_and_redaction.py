@@ -11,8 +11,10 @@ CVCS = ["907", "4816", "392"]
 
 
 async def test_another_merchants_payment_is_not_found(gateway):
-    _, pay = await gateway.post("/v1/payments", {
-        "amount": 900, "currency": "EUR", "payment_method": card(), "capture_method": "manual"})
+    _, pay = await gateway.post(
+        "/v1/payments",
+        {"amount": 900, "currency": "EUR", "payment_method": card(), "capture_method": "manual"},
+    )
     for method, path, body in [
         ("get", f"/v1/payments/{pay['id']}", None),
         ("post", f"/v1/payments/{pay['id']}/capture", {}),
@@ -33,14 +35,19 @@ async def test_another_merchants_payment_is_not_found(gateway):
 
 async def test_another_merchants_token_and_refund_are_not_found(gateway):
     _, tok = await gateway.post("/v1/tokens", {"card": card()["card"]})
-    status, _ = await gateway.post("/v1/payments", {
-        "amount": 100, "currency": "EUR", "payment_method": {"token": tok["id"]}}, merchant="m_beta")
+    status, _ = await gateway.post(
+        "/v1/payments",
+        {"amount": 100, "currency": "EUR", "payment_method": {"token": tok["id"]}},
+        merchant="m_beta",
+    )
     assert status == 404
-    async with gateway.session.delete(f"{gateway.url}/v1/tokens/{tok['id']}",
-                                      headers=gateway.headers("m_beta")) as r:
+    async with gateway.session.delete(
+        f"{gateway.url}/v1/tokens/{tok['id']}", headers=gateway.headers("m_beta")
+    ) as r:
         assert r.status == 404
-    _, pay = await gateway.post("/v1/payments", {
-        "amount": 100, "currency": "EUR", "payment_method": {"token": tok["id"]}})
+    _, pay = await gateway.post(
+        "/v1/payments", {"amount": 100, "currency": "EUR", "payment_method": {"token": tok["id"]}}
+    )
     _, refund = await gateway.post("/v1/refunds", {"payment_id": pay["id"], "amount": 50})
     status, _ = await gateway.get(f"/v1/refunds/{refund['id']}", merchant="m_beta")
     assert status == 404
@@ -52,14 +59,18 @@ async def test_no_pan_or_cvv_in_logs_responses_or_database(gateway):
         for cvc in CVCS:
             if number.startswith("37") != (len(cvc) == 4):
                 continue
-            _, body = await gateway.post("/v1/payments", {
-                "amount": 1500, "currency": "EUR", "payment_method": card(number, cvc)})
+            _, body = await gateway.post(
+                "/v1/payments",
+                {"amount": 1500, "currency": "EUR", "payment_method": card(number, cvc)},
+            )
             bodies.append(str(body))
             _, tok = await gateway.post("/v1/tokens", {"card": card(number, cvc)["card"]})
             bodies.append(str(tok))
     # bad input must not echo the number either
-    _, err = await gateway.post("/v1/payments", {
-        "amount": 1500, "currency": "EUR", "payment_method": card("4242424242424241", "907")})
+    _, err = await gateway.post(
+        "/v1/payments",
+        {"amount": 1500, "currency": "EUR", "payment_method": card("4242424242424241", "907")},
+    )
     bodies.append(str(err))
     db_bytes = b""
     for suffix in ("", "-wal"):

@@ -10,9 +10,16 @@ import sys
 
 def _run(tmp_path, *args):
     config = tmp_path / "paymux.toml"
-    config.write_text(f'[storage]\npath = "{tmp_path / "p.db"}"\n[vault]\nkey_file = "{tmp_path / "k.json"}"\n')
-    return subprocess.run([sys.executable, "-m", "paymux.cli", "keys", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60)
+    config.write_text(
+        f'[storage]\npath = "{tmp_path / "p.db"}"\n[vault]\nkey_file = "{tmp_path / "k.json"}"\n'
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "paymux.cli", "keys", *args, "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_created_key_is_stored_only_as_its_hash(tmp_path):

@@ -11,16 +11,29 @@ CONNECTORS = ["stripe", "adyen", "checkout"]
 
 @pytest.mark.parametrize("connector", CONNECTORS)
 async def test_automatic_capture_payment_succeeds_and_reads_back(gateway, connector):
-    status, pay = await gateway.post("/v1/payments", {
-        "amount": 1999, "currency": "EUR", "payment_method": card(), "connector": connector,
-        "reference": "order-1", "billing": {"country": "DE"}, "metadata": {"cart": "42"},
-    })
+    status, pay = await gateway.post(
+        "/v1/payments",
+        {
+            "amount": 1999,
+            "currency": "EUR",
+            "payment_method": card(),
+            "connector": connector,
+            "reference": "order-1",
+            "billing": {"country": "DE"},
+            "metadata": {"cart": "42"},
+        },
+    )
     assert status == 200, pay
     assert pay["status"] == "succeeded"
     assert pay["connector"] == connector
     assert pay["amount_received"] == 1999 and pay["amount_capturable"] == 0
-    assert pay["card"] == {"brand": "visa", "bin": "42424242", "last4": "4242",
-                           "exp_month": 12, "exp_year": 2034}
+    assert pay["card"] == {
+        "brand": "visa",
+        "bin": "42424242",
+        "last4": "4242",
+        "exp_month": 12,
+        "exp_year": 2034,
+    }
     assert pay["connector_reference"]
     assert [a["outcome"] for a in pay["attempts"]] == ["captured"]
     status, again = await gateway.get(f"/v1/payments/{pay['id']}")
@@ -31,10 +44,16 @@ async def test_automatic_capture_payment_succeeds_and_reads_back(gateway, connec
 
 @pytest.mark.parametrize("connector", CONNECTORS)
 async def test_manual_capture_partial_then_two_partial_refunds(gateway, connector):
-    status, pay = await gateway.post("/v1/payments", {
-        "amount": 5000, "currency": "USD", "payment_method": card("5555555555554444"),
-        "capture_method": "manual", "connector": connector,
-    })
+    status, pay = await gateway.post(
+        "/v1/payments",
+        {
+            "amount": 5000,
+            "currency": "USD",
+            "payment_method": card("5555555555554444"),
+            "capture_method": "manual",
+            "connector": connector,
+        },
+    )
     assert status == 200, pay
     assert pay["status"] == "requires_capture" and pay["amount_capturable"] == 5000
     status, captured = await gateway.post(f"/v1/payments/{pay['id']}/capture", {"amount": 4000})
@@ -42,7 +61,9 @@ async def test_manual_capture_partial_then_two_partial_refunds(gateway, connecto
     assert captured["status"] == "succeeded"
     assert captured["amount_received"] == 4000 and captured["amount_capturable"] == 0
     for amount in (1500, 2500):
-        status, refund = await gateway.post("/v1/refunds", {"payment_id": pay["id"], "amount": amount})
+        status, refund = await gateway.post(
+            "/v1/refunds", {"payment_id": pay["id"], "amount": amount}
+        )
         assert status == 200, refund
         assert refund["amount"] == amount and refund["status"] in ("succeeded", "pending")
         status, fetched = await gateway.get(f"/v1/refunds/{refund['id']}")
@@ -55,10 +76,16 @@ async def test_manual_capture_partial_then_two_partial_refunds(gateway, connecto
 
 @pytest.mark.parametrize("connector", CONNECTORS)
 async def test_cancel_voids_an_uncaptured_authorization(gateway, connector):
-    _, pay = await gateway.post("/v1/payments", {
-        "amount": 700, "currency": "GBP", "payment_method": card(), "capture_method": "manual",
-        "connector": connector,
-    })
+    _, pay = await gateway.post(
+        "/v1/payments",
+        {
+            "amount": 700,
+            "currency": "GBP",
+            "payment_method": card(),
+            "capture_method": "manual",
+            "connector": connector,
+        },
+    )
     status, canceled = await gateway.post(f"/v1/payments/{pay['id']}/cancel", {})
     assert status == 200, canceled
     assert canceled["status"] == "canceled" and canceled["amount_capturable"] == 0
@@ -69,8 +96,10 @@ async def test_cancel_voids_an_uncaptured_authorization(gateway, connector):
 
 
 async def test_capture_above_authorized_amount_is_rejected(gateway):
-    _, pay = await gateway.post("/v1/payments", {
-        "amount": 1000, "currency": "EUR", "payment_method": card(), "capture_method": "manual"})
+    _, pay = await gateway.post(
+        "/v1/payments",
+        {"amount": 1000, "currency": "EUR", "payment_method": card(), "capture_method": "manual"},
+    )
     status, err = await gateway.post(f"/v1/payments/{pay['id']}/capture", {"amount": 1001})
     assert status == 400 and err["error"]["code"] == "amount_too_large"
     assert err["error"]["param"] == "amount"
@@ -79,8 +108,10 @@ async def test_capture_above_authorized_amount_is_rejected(gateway):
 
 
 async def test_issuer_decline_fails_the_payment_with_normalized_error(gateway):
-    status, pay = await gateway.post("/v1/payments", {
-        "amount": 1000, "currency": "EUR", "payment_method": card("4000000000009995")})
+    status, pay = await gateway.post(
+        "/v1/payments",
+        {"amount": 1000, "currency": "EUR", "payment_method": card("4000000000009995")},
+    )
     assert status == 402
     assert pay["status"] == "failed"
     assert pay["error"]["code"] == "insufficient_funds"
@@ -98,23 +129,32 @@ async def test_paying_with_a_token_reuses_the_vaulted_card(gateway):
     assert tok2["fingerprint"] == tok["fingerprint"] and tok2["id"] != tok["id"]
     _, other = await gateway.post("/v1/tokens", {"card": card()["card"]}, merchant="m_beta")
     assert other["fingerprint"] != tok["fingerprint"]
-    status, pay = await gateway.post("/v1/payments", {
-        "amount": 1234, "currency": "EUR", "payment_method": {"token": tok["id"]}})
+    status, pay = await gateway.post(
+        "/v1/payments", {"amount": 1234, "currency": "EUR", "payment_method": {"token": tok["id"]}}
+    )
     assert status == 200 and pay["status"] == "succeeded", pay
-    async with gateway.session.delete(f"{gateway.url}/v1/tokens/{tok['id']}",
-                                      headers=gateway.headers()) as r:
+    async with gateway.session.delete(
+        f"{gateway.url}/v1/tokens/{tok['id']}", headers=gateway.headers()
+    ) as r:
         assert r.status == 200
-    status, err = await gateway.post("/v1/payments", {
-        "amount": 1234, "currency": "EUR", "payment_method": {"token": tok["id"]}})
+    status, err = await gateway.post(
+        "/v1/payments", {"amount": 1234, "currency": "EUR", "payment_method": {"token": tok["id"]}}
+    )
     assert status == 404 and err["error"]["code"] == "resource_missing"
 
 
 async def test_list_payments_paginates_with_a_cursor_and_filters(gateway):
     ids = []
     for i in range(5):
-        _, pay = await gateway.post("/v1/payments", {
-            "amount": 100 + i, "currency": "EUR", "payment_method": card(),
-            "capture_method": "manual" if i % 2 else "automatic"})
+        _, pay = await gateway.post(
+            "/v1/payments",
+            {
+                "amount": 100 + i,
+                "currency": "EUR",
+                "payment_method": card(),
+                "capture_method": "manual" if i % 2 else "automatic",
+            },
+        )
         ids.append(pay["id"])
     status, page1 = await gateway.get("/v1/payments?limit=2")
     assert status == 200 and page1["has_more"] is True
@@ -133,4 +173,6 @@ async def test_openapi_document_describes_the_payments_api(gateway):
     assert doc["openapi"].startswith("3.")
     assert "/v1/payments" in doc["paths"]
     assert "CreatePayment" in doc["components"]["schemas"]
-    assert doc["components"]["schemas"]["CreatePayment"]["properties"]["amount"]["type"] == "integer"
+    assert (
+        doc["components"]["schemas"]["CreatePayment"]["properties"]["amount"]["type"] == "integer"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from paymux.connectors.base import Capabilities
 from paymux.gateway.config import ConfigError, config_from_dict
 from paymux.gateway.routing import Router, RoutingCompileError
@@ -24,17 +23,35 @@ CONNECTORS = {
 
 
 def payment(**kw) -> PaymentRecord:
-    values = dict(id="pay_1", merchant_id="m_alpha", status="processing", amount=10_000,
-                  currency="EUR", capture_method="automatic", card_brand="visa",
-                  card_bin="42424242", billing_country="DE")
+    values = {
+        "id": "pay_1",
+        "merchant_id": "m_alpha",
+        "status": "processing",
+        "amount": 10_000,
+        "currency": "EUR",
+        "capture_method": "automatic",
+        "card_brand": "visa",
+        "card_bin": "42424242",
+        "billing_country": "DE",
+    }
     values.update(kw)
     return PaymentRecord(**values)
 
 
 def attempt(connector: str, status: str, decline_class: str | None = None) -> AttemptRecord:
-    return AttemptRecord(id="att_1", payment_id="pay_1", merchant_id="m_alpha", seq=1,
-                         connector=connector, reference="att_1", status=status, amount=10_000,
-                         currency="EUR", decline_class=decline_class, latency_ms=12.0)
+    return AttemptRecord(
+        id="att_1",
+        payment_id="pay_1",
+        merchant_id="m_alpha",
+        seq=1,
+        connector=connector,
+        reference="att_1",
+        status=status,
+        amount=10_000,
+        currency="EUR",
+        decline_class=decline_class,
+        latency_ms=12.0,
+    )
 
 
 def test_default_order_still_works_and_filters_by_capability():
@@ -58,16 +75,22 @@ def test_pinned_connector_bypasses_rules_but_not_capabilities():
 
 
 def test_fee_is_none_without_a_fee_table_and_computed_with_one():
-    router = Router(CONNECTORS, {"default_order": ["stripe"],
-                                 "fees": {"stripe": [{"percent_bps": 150, "fixed": 25}]}})
+    router = Router(
+        CONNECTORS,
+        {"default_order": ["stripe"], "fees": {"stripe": [{"percent_bps": 150, "fixed": 25}]}},
+    )
     assert router.fee("stripe", payment()) == 175
     assert router.fee("adyen", payment()) is None
 
 
 def test_dynamic_plan_records_estimates():
-    router = Router(CONNECTORS, {"default": {"strategy": "dynamic",
-                                             "connectors": ["stripe", "adyen", "checkout"]},
-                                 "dynamic": {"exploration": 0.0, "seed": 1}})
+    router = Router(
+        CONNECTORS,
+        {
+            "default": {"strategy": "dynamic", "connectors": ["stripe", "adyen", "checkout"]},
+            "dynamic": {"exploration": 0.0, "seed": 1},
+        },
+    )
     record = router.record(router.plan(payment()))
     assert record["strategy"] == "dynamic" and len(record["estimates"]) == 3
     assert {e["connector"] for e in record["estimates"]} == {"stripe", "adyen", "checkout"}

@@ -35,7 +35,9 @@ def _fail(conn: sqlite3.Connection) -> None:
 
 
 async def _make_notes_table(store: SqliteStore) -> None:
-    await store._write(lambda c: c.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)"))
+    await store._write(
+        lambda c: c.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    )
 
 
 async def test_writes_of_one_turn_commit_together_in_order_and_a_failure_spoils_only_itself(store):
@@ -89,8 +91,11 @@ async def test_a_lock_held_by_another_process_never_blocks_the_loop_and_order_is
 async def test_close_commits_what_was_submitted(tmp_path):
     s = SqliteStore(str(tmp_path / "paymux.db"))
     await s.open()
-    fut = s._write(lambda c: c.execute(
-        "INSERT INTO merchants (id, name, created_at) VALUES ('m_last', 'Last', 1)"))
+    fut = s._write(
+        lambda c: c.execute(
+            "INSERT INTO merchants (id, name, created_at) VALUES ('m_last', 'Last', 1)"
+        )
+    )
     await s.close()
     assert fut.done() and fut.exception() is None
     assert _connect(s.path).execute("SELECT name FROM merchants WHERE id = 'm_last'").fetchone()

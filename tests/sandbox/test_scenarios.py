@@ -248,9 +248,14 @@ def test_an_unknown_decline_name_is_rejected_when_loading(tmp_path):
         load_scenario(path)
 
 
-@pytest.mark.parametrize("pan,country", [
-    ("4000000760000002", "BR"), ("4000001240000000", "CA"), ("4000004840008001", "MX"),
-])
+@pytest.mark.parametrize(
+    "pan,country",
+    [
+        ("4000000760000002", "BR"),
+        ("4000001240000000", "CA"),
+        ("4000004840008001", "MX"),
+    ],
+)
 def test_stripe_country_test_cards_resolve_to_their_issuer_country(pan, country):
     from paymux.sandbox.cards import issuer_country
 

@@ -28,11 +28,19 @@ def authenticate_admin(request: web.Request) -> None:
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
-        raise ApiError(401, "authentication_error", "admin_key_missing",
-                       "Send the admin key as `Authorization: Bearer <admin_api_key>`")
+        raise ApiError(
+            401,
+            "authentication_error",
+            "admin_key_missing",
+            "Send the admin key as `Authorization: Bearer <admin_api_key>`",
+        )
     if not expected:
-        raise ApiError(401, "authentication_error", "admin_api_disabled",
-                       "The admin API is disabled: set admin_api_key or PAYMUX_ADMIN_KEY")
+        raise ApiError(
+            401,
+            "authentication_error",
+            "admin_api_disabled",
+            "The admin API is disabled: set admin_api_key or PAYMUX_ADMIN_KEY",
+        )
     if not hmac.compare_digest(secret.encode(), expected.encode()):
         raise ApiError(401, "authentication_error", "admin_key_invalid", "Invalid admin key")
 
@@ -51,8 +59,9 @@ async def analytics(request: web.Request) -> web.StreamResponse:
     )
     path = request.app.get(ANALYTICS_DB)
     if not path:
-        raise ApiError(501, "api_error", "analytics_unavailable",
-                       "Analytics needs the SQLite store")
+        raise ApiError(
+            501, "api_error", "analytics_unavailable", "Analytics needs the SQLite store"
+        )
     async with request.app[ANALYTICS_SLOTS]:
         # Heavy scans: a worker thread with its own read-only connection, never the event loop.
         body = await asyncio.to_thread(run_report, path, report, query)
@@ -74,10 +83,20 @@ def _add_breakers(app: web.Application, body: dict[str, Any], group_by: tuple[st
     for name in sorted(set(states) - seen):
         if body.get("filters", {}).get("connector") and name not in body["filters"]["connector"]:
             continue
-        body["groups"].append({"key": {"connector": name}, "attempts": 0, "approved": 0,
-                               "declined": 0, "errors": 0, "approval_rate": None,
-                               "error_rate": None, "p50_ms": None, "p95_ms": None,
-                               "breaker": states[name]})
+        body["groups"].append(
+            {
+                "key": {"connector": name},
+                "attempts": 0,
+                "approved": 0,
+                "declined": 0,
+                "errors": 0,
+                "approval_rate": None,
+                "error_rate": None,
+                "p50_ms": None,
+                "p95_ms": None,
+                "breaker": states[name],
+            }
+        )
 
 
 async def metrics_endpoint(request: web.Request) -> web.StreamResponse:
@@ -88,8 +107,9 @@ async def metrics_endpoint(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def add_analytics_routes(app: web.Application, *, admin_api_key: str, store: Any,
-                         router: Any) -> None:
+def add_analytics_routes(
+    app: web.Application, *, admin_api_key: str, store: Any, router: Any
+) -> None:
     app[ADMIN_API_KEY] = admin_api_key
     app[ANALYTICS_DB] = str(getattr(store, "path", "") or "")
     app[ROUTER] = router

@@ -40,8 +40,11 @@ def parse_time(text: str, param: str, now: float) -> float:
         try:
             parsed = dt.datetime.fromisoformat(text)
         except ValueError:
-            raise invalid("parameter_invalid", f"{param} must be a unix timestamp, an ISO 8601 "
-                          "time or a duration such as 1h", param) from None
+            raise invalid(
+                "parameter_invalid",
+                f"{param} must be a unix timestamp, an ISO 8601 time or a duration such as 1h",
+                param,
+            ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
         return parsed.timestamp()
@@ -93,11 +96,15 @@ def parse_query(
         group_by = _list(query["group_by"], "group_by")
         unknown = [g for g in group_by if g not in DIMENSIONS]
         if unknown:
-            raise invalid("parameter_invalid", f"group_by accepts {', '.join(DIMENSIONS)}; got "
-                          f"{unknown[0]!r}", "group_by")
+            raise invalid(
+                "parameter_invalid",
+                f"group_by accepts {', '.join(DIMENSIONS)}; got {unknown[0]!r}",
+                "group_by",
+            )
         if len(set(group_by)) != len(group_by) or len(group_by) > 3:
-            raise invalid("parameter_invalid", "group_by takes up to 3 distinct dimensions",
-                          "group_by")
+            raise invalid(
+                "parameter_invalid", "group_by takes up to 3 distinct dimensions", "group_by"
+            )
     else:
         group_by = list(default_group_by)
     filters: dict[str, tuple[str, ...]] = {}
@@ -112,8 +119,11 @@ def parse_query(
                 filters[name] = tuple(values)
     resolution = _int(query, "resolution", 60, 1, 86400)
     if report == "timeseries" and (to_ts - from_ts) / resolution > MAX_BUCKETS:
-        raise invalid("parameter_invalid", f"resolution is too fine for this range (more than "
-                      f"{MAX_BUCKETS} buckets)", "resolution")
+        raise invalid(
+            "parameter_invalid",
+            f"resolution is too fine for this range (more than {MAX_BUCKETS} buckets)",
+            "resolution",
+        )
     return AnalyticsQuery(
         from_ts=from_ts,
         to_ts=to_ts,

@@ -37,9 +37,12 @@ PENDING_PAYMENT = ("processing", "requires_action")
 
 
 def _has_index(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
-    ).fetchone() is not None
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+        ).fetchone()
+        is not None
+    )
 
 
 def _attempts(conn: sqlite3.Connection) -> str:
@@ -118,13 +121,17 @@ def _connectors(conn: sqlite3.Connection, q: AnalyticsQuery) -> list[str]:
     of the index, a few seeks whatever the table size)."""
     if q.filters.get("connector"):
         return list(q.filters["connector"])
-    return [name for (name,) in conn.execute(
-        "WITH RECURSIVE c(name) AS ("
-        " SELECT (SELECT min(connector) FROM attempts)"
-        " UNION ALL"
-        " SELECT (SELECT min(connector) FROM attempts WHERE connector > c.name)"
-        " FROM c WHERE c.name IS NOT NULL)"
-        " SELECT name FROM c WHERE name IS NOT NULL")]
+    return [
+        name
+        for (name,) in conn.execute(
+            "WITH RECURSIVE c(name) AS ("
+            " SELECT (SELECT min(connector) FROM attempts)"
+            " UNION ALL"
+            " SELECT (SELECT min(connector) FROM attempts WHERE connector > c.name)"
+            " FROM c WHERE c.name IS NOT NULL)"
+            " SELECT name FROM c WHERE name IS NOT NULL"
+        )
+    ]
 
 
 Build = Callable[[AnalyticsQuery], tuple[str, list[Any]]]
@@ -157,8 +164,9 @@ def _rate(num: int, den: int) -> float | None:
     return round(num / den, 4) if den else None
 
 
-def _largest(groups: dict[tuple[Any, ...], dict[str, Any]], size: str, limit: int
-             ) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+def _largest(
+    groups: dict[tuple[Any, ...], dict[str, Any]], size: str, limit: int
+) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
     ordered = sorted(groups.items(), key=lambda kv: (-kv[1][size], [str(k) for k in kv[0]]))
     return ordered[:limit]
 
@@ -183,7 +191,8 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         # the payment up, so the scan stays on the covering index.
         where, params = _where(q)
         groups_sql = "".join(f"s.g{i}, " for i in range(len(q.group_by)))
-        return f"""
+        return (
+            f"""
             SELECT {groups_sql}s.currency,
                    count(*),
                    sum(s.first_ok),
@@ -197,23 +206,36 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
                                     WHERE p.id = a.payment_id) END AS final
                   FROM {_attempts(conn)} WHERE {where} AND a.seq = 1
                   LIMIT -1) s
-            {_group_clause(q, "s.currency")}""", params
+            {_group_clause(q, "s.currency")}""",
+            params,
+        )
 
     def attempts_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
-        return f"""
+        return (
+            f"""
             SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
                    sum(a.status = 'declined'), sum(a.status = 'failed')
             FROM {_attempts(conn)} WHERE {where}
-            {_group_clause(q)}""", params
+            {_group_clause(q)}""",
+            params,
+        )
 
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def group(key: tuple[Any, ...]) -> dict[str, Any]:
         if key not in groups:
-            groups[key] = {"payments": 0, "first_attempt_approved": 0, "approved": 0,
-                           "pending": 0, "volume": {}, "attempts": 0, "attempts_approved": 0,
-                           "attempts_declined": 0, "attempts_failed": 0}
+            groups[key] = {
+                "payments": 0,
+                "first_attempt_approved": 0,
+                "approved": 0,
+                "pending": 0,
+                "volume": {},
+                "attempts": 0,
+                "attempts_approved": 0,
+                "attempts_declined": 0,
+                "attempts_failed": 0,
+            }
         return groups[key]
 
     n = len(q.group_by)
@@ -256,8 +278,16 @@ def _sum_groups(groups: Iterable[dict[str, Any]]) -> dict[str, Any]:
                     bucket[cur] = bucket.get(cur, 0) + amount
             elif isinstance(value, int):
                 total[name] = total.get(name, 0) + value
-    for name in ("payments", "first_attempt_approved", "approved", "pending", "attempts",
-                 "attempts_approved", "attempts_declined", "attempts_failed"):
+    for name in (
+        "payments",
+        "first_attempt_approved",
+        "approved",
+        "pending",
+        "attempts",
+        "attempts_approved",
+        "attempts_declined",
+        "attempts_failed",
+    ):
         total.setdefault(name, 0)
     total.setdefault("volume", {})
     return total
@@ -271,12 +301,14 @@ def declines(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
-        return f"""
+        return (
+            f"""
             SELECT {_select_dims(q)}a.status IN ('declined', 'failed') AS declined,
                    a.normalized_code, a.decline_class, a.connector, a.raw_code, count(*)
             FROM {_attempts(conn)} WHERE {where}
-            {_group_clause(q, "declined", "a.normalized_code", "a.decline_class",
-                           "a.raw_code")}""", params
+            {_group_clause(q, "declined", "a.normalized_code", "a.decline_class", "a.raw_code")}""",
+            params,
+        )
 
     n = len(q.group_by)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -295,33 +327,44 @@ def declines(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         g["classes"][klass] = g["classes"].get(klass, 0) + count
         classes[klass] = classes.get(klass, 0) + count
         for reasons in (g["reasons"], overall):
-            r = reasons.setdefault((code, klass), {"normalized_code": code, "decline_class": klass,
-                                                   "count": 0, "raw": {}})
+            r = reasons.setdefault(
+                (code, klass),
+                {"normalized_code": code, "decline_class": klass, "count": 0, "raw": {}},
+            )
             r["count"] += count
             raw_key = (connector, raw)
             r["raw"][raw_key] = r["raw"].get(raw_key, 0) + count
 
-    def top_reasons(reasons: dict[tuple[str, str], dict[str, Any]], declines_: int
-                    ) -> list[dict[str, Any]]:
+    def top_reasons(
+        reasons: dict[tuple[str, str], dict[str, Any]], declines_: int
+    ) -> list[dict[str, Any]]:
         ordered = sorted(reasons.values(), key=lambda r: (-r["count"], r["normalized_code"]))
         out = []
         for r in ordered[: q.top]:
             raw = sorted(r.pop("raw").items(), key=lambda kv: (-kv[1], str(kv[0])))
-            out.append({**r, "share": _rate(r["count"], declines_),
-                        "raw_codes": [{"connector": c, "raw_code": code, "count": n_}
-                                      for (c, code), n_ in raw]})
+            out.append(
+                {
+                    **r,
+                    "share": _rate(r["count"], declines_),
+                    "raw_codes": [
+                        {"connector": c, "raw_code": code, "count": n_} for (c, code), n_ in raw
+                    ],
+                }
+            )
         return out
 
     out = []
     for key, g in _largest(groups, "attempts", q.limit):
-        out.append({
-            "key": _key_dict(q, key),
-            "attempts": g["attempts"],
-            "declines": g["declines"],
-            "decline_rate": _rate(g["declines"], g["attempts"]),
-            "classes": dict(sorted(g["classes"].items(), key=lambda kv: -kv[1])),
-            "reasons": top_reasons(g["reasons"], g["declines"]),
-        })
+        out.append(
+            {
+                "key": _key_dict(q, key),
+                "attempts": g["attempts"],
+                "declines": g["declines"],
+                "decline_rate": _rate(g["declines"], g["attempts"]),
+                "classes": dict(sorted(g["classes"].items(), key=lambda kv: -kv[1])),
+                "reasons": top_reasons(g["reasons"], g["declines"]),
+            }
+        )
     attempts = sum(g["attempts"] for g in groups.values())
     total_declines = sum(g["declines"] for g in groups.values())
     return {
@@ -348,7 +391,8 @@ def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         # flattening the subquery, which would evaluate those lookups once per use.
         where, params = _where(q)
         groups_sql = "".join(f"s.g{i}, " for i in range(len(q.group_by)))
-        return f"""
+        return (
+            f"""
             SELECT {groups_sql}count(*), sum(s.n > 1),
                    sum(s.n > 1 AND (SELECT p.status FROM {_payments(conn)}
                                     WHERE p.id = s.payment_id) IN {_APPROVED_PAYMENT_SQL}),
@@ -359,23 +403,29 @@ def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
                                     WHERE b.payment_id = a.payment_id) END AS n
                   FROM {_attempts(conn)} WHERE {where} AND a.seq = 1
                   LIMIT -1) s
-            {_group_clause(q)}""", params
+            {_group_clause(q)}""",
+            params,
+        )
 
     def paths_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
-        return f"""
+        return (
+            f"""
             SELECT a.connector, b.connector, count(*), sum(b.status IN {_APPROVED_SQL})
             FROM {_attempts(conn)} JOIN attempts b
                  ON b.payment_id = a.payment_id AND b.seq = a.seq + 1
             WHERE {where} AND a.status IN ('declined', 'failed')
-            GROUP BY b.connector""", params
+            GROUP BY b.connector""",
+            params,
+        )
 
     n = len(q.group_by)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in _rows(conn, q, per_payment):
         payments, cascaded, recovered, attempts = row[n:]
-        g = groups.setdefault(_key(q, row), {"payments": 0, "cascaded": 0, "recovered": 0,
-                                             "attempts": 0})
+        g = groups.setdefault(
+            _key(q, row), {"payments": 0, "cascaded": 0, "recovered": 0, "attempts": 0}
+        )
         g["payments"] += payments
         g["cascaded"] += cascaded or 0
         g["recovered"] += recovered or 0
@@ -385,23 +435,35 @@ def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         counts = found.setdefault((source, target), [0, 0])
         counts[0] += triggered
         counts[1] += approved or 0
-    paths = [{"path": f"{source}->{target}", "from": source, "to": target,
-              "triggered": triggered, "approved": approved,
-              "approval_rate": _rate(approved, triggered)}
-             for (source, target), (triggered, approved) in found.items()]
+    paths = [
+        {
+            "path": f"{source}->{target}",
+            "from": source,
+            "to": target,
+            "triggered": triggered,
+            "approved": approved,
+            "approval_rate": _rate(approved, triggered),
+        }
+        for (source, target), (triggered, approved) in found.items()
+    ]
     paths.sort(key=lambda p: (-p["triggered"], p["path"]))
 
     def finish(g: dict[str, Any]) -> dict[str, Any]:
         g["cascade_rate"] = _rate(g["cascaded"], g["payments"])
         g["recovery_rate"] = _rate(g["recovered"], g["cascaded"])
-        g["attempts_per_payment"] = round(g["attempts"] / g["payments"], 4) if g["payments"] else None
+        g["attempts_per_payment"] = (
+            round(g["attempts"] / g["payments"], 4) if g["payments"] else None
+        )
         return g
 
-    totals = {name: sum(g[name] for g in groups.values())
-              for name in ("payments", "cascaded", "recovered", "attempts")}
+    totals = {
+        name: sum(g[name] for g in groups.values())
+        for name in ("payments", "cascaded", "recovered", "attempts")
+    }
     return {
-        "groups": [{"key": _key_dict(q, k), **finish(g)}
-                   for k, g in _largest(groups, "payments", q.limit)],
+        "groups": [
+            {"key": _key_dict(q, k), **finish(g)} for k, g in _largest(groups, "payments", q.limit)
+        ],
         "paths": paths[: q.top],
         "totals": finish(totals),
     }
@@ -427,14 +489,18 @@ def percentiles(histogram: list[tuple[float, int]], points: Iterable[float]) -> 
     return out
 
 
-def _latency_groups(conn: sqlite3.Connection, q: AnalyticsQuery
-                    ) -> dict[tuple[Any, ...], dict[str, Any]]:
+def _latency_groups(
+    conn: sqlite3.Connection, q: AnalyticsQuery
+) -> dict[tuple[Any, ...], dict[str, Any]]:
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
-        return f"""
+        return (
+            f"""
             SELECT {_select_dims(q)}{_LATENCY_BUCKET} AS bucket, count(*), sum(a.latency_ms)
             FROM {_attempts(conn)} WHERE {where} AND a.latency_ms IS NOT NULL
-            {_group_clause(q, "bucket")}""", params
+            {_group_clause(q, "bucket")}""",
+            params,
+        )
 
     n = len(q.group_by)
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -468,11 +534,16 @@ def latency(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     for g in groups.values():
         for value, count in g["histogram"]:
             merged[value] = merged.get(value, 0) + count
-    total = {"histogram": sorted(merged.items()), "count": sum(merged.values()),
-             "sum": sum(g["sum"] for g in groups.values())}
+    total = {
+        "histogram": sorted(merged.items()),
+        "count": sum(merged.values()),
+        "sum": sum(g["sum"] for g in groups.values()),
+    }
     return {
-        "groups": [{"key": _key_dict(q, k), **_latency_summary(g)}
-                   for k, g in _largest(groups, "count", q.limit)],
+        "groups": [
+            {"key": _key_dict(q, k), **_latency_summary(g)}
+            for k, g in _largest(groups, "count", q.limit)
+        ],
         "totals": _latency_summary(total),
     }
 
@@ -485,19 +556,21 @@ def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
-        return f"""
+        return (
+            f"""
             SELECT {_select_dims(q)}a.currency, count(*), count(a.fee), sum(a.fee),
                    sum(a.status IN {_APPROVED_SQL})
             FROM {_attempts(conn)} WHERE {where}
-            {_group_clause(q, "a.currency")}""", params
+            {_group_clause(q, "a.currency")}""",
+            params,
+        )
 
     n = len(q.group_by)
     found: dict[tuple[Any, ...], dict[str, int]] = {}
     totals: dict[str, dict[str, int]] = {}
     for row in _rows(conn, q, sql):
         currency, attempts, priced, fee, approved = row[n:]
-        for t in (found.setdefault((*_key(q, row), currency), {}),
-                  totals.setdefault(currency, {})):
+        for t in (found.setdefault((*_key(q, row), currency), {}), totals.setdefault(currency, {})):
             t["attempts"] = t.get("attempts", 0) + attempts
             t["attempts_priced"] = t.get("attempts_priced", 0) + priced
             t["fees"] = t.get("fees", 0) + int(fee or 0)
@@ -506,8 +579,10 @@ def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     def cost(t: dict[str, int]) -> float | None:
         return round(t["fees"] / t["approved"], 2) if t["approved"] else None
 
-    rows = [{"key": _key_dict(q, k[:-1]), "currency": k[-1], **t, "cost_per_approved": cost(t)}
-            for k, t in found.items()]
+    rows = [
+        {"key": _key_dict(q, k[:-1]), "currency": k[-1], **t, "cost_per_approved": cost(t)}
+        for k, t in found.items()
+    ]
     rows.sort(key=lambda r: (r["currency"], -r["fees"], -r["attempts"], str(r["key"])))
     return {
         "groups": rows[: q.limit],
@@ -524,12 +599,15 @@ def timeseries(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
-        return f"""
+        return (
+            f"""
             SELECT {_select_dims(q)}CAST(a.created_at / {res} AS INTEGER) * {res} AS t, count(*),
                    sum(a.status IN {_APPROVED_SQL}), sum(a.status = 'declined'),
                    sum(a.status = 'failed'), count(a.latency_ms), sum(a.latency_ms)
             FROM {_attempts(conn)} WHERE {where}
-            {_group_clause(q, "t")}""", params
+            {_group_clause(q, "t")}""",
+            params,
+        )
 
     n = len(q.group_by)
     series: dict[tuple[Any, ...], dict[int, list[float]]] = {}
@@ -542,19 +620,29 @@ def timeseries(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     def points(by_t: dict[int, list[float]]) -> list[dict[str, Any]]:
         out = []
         for t, (attempts, ok, declined, failed, timed, latency_sum) in sorted(by_t.items()):
-            out.append({
-                "t": t, "attempts": attempts, "approved": ok, "declined": declined,
-                "failed": failed, "approval_rate": _rate(int(ok), int(attempts)),
-                "latency_ms_mean": round(latency_sum / timed, 3) if timed else None,
-            })
+            out.append(
+                {
+                    "t": t,
+                    "attempts": attempts,
+                    "approved": ok,
+                    "declined": declined,
+                    "failed": failed,
+                    "approval_rate": _rate(int(ok), int(attempts)),
+                    "latency_ms_mean": round(latency_sum / timed, 3) if timed else None,
+                }
+            )
         return out
 
-    grouped = {k: {"attempts": sum(p[0] for p in by_t.values()), "by_t": by_t}
-               for k, by_t in series.items()}
+    grouped = {
+        k: {"attempts": sum(p[0] for p in by_t.values()), "by_t": by_t}
+        for k, by_t in series.items()
+    }
     return {
         "resolution": res,
-        "series": [{"key": _key_dict(q, k), "attempts": s["attempts"], "points": points(s["by_t"])}
-                   for k, s in _largest(grouped, "attempts", q.limit)],
+        "series": [
+            {"key": _key_dict(q, k), "attempts": s["attempts"], "points": points(s["by_t"])}
+            for k, s in _largest(grouped, "attempts", q.limit)
+        ],
     }
 
 
@@ -566,12 +654,15 @@ def health(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
-        return f"""
+        return (
+            f"""
             SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
                    sum(a.status = 'declined'),
                    sum(a.status = 'failed' OR a.decline_class = 'technical')
             FROM {_attempts(conn)} WHERE {where} AND a.status != 'started'
-            {_group_clause(q)}""", params
+            {_group_clause(q)}""",
+            params,
+        )
 
     n = len(q.group_by)
     lat = _latency_groups(conn, q)
@@ -584,12 +675,18 @@ def health(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     for key, (attempts, ok, declined, errors) in counts.items():
         summary = _latency_summary(lat.get(key, {"histogram": [], "count": 0, "sum": 0.0}))
         groups[key] = {
-            "attempts": attempts, "approved": ok, "declined": declined, "errors": errors,
-            "approval_rate": _rate(ok, attempts), "error_rate": _rate(errors, attempts),
-            "p50_ms": summary["p50_ms"], "p95_ms": summary["p95_ms"],
+            "attempts": attempts,
+            "approved": ok,
+            "declined": declined,
+            "errors": errors,
+            "approval_rate": _rate(ok, attempts),
+            "error_rate": _rate(errors, attempts),
+            "p50_ms": summary["p50_ms"],
+            "p95_ms": summary["p95_ms"],
         }
-    return {"groups": [{"key": _key_dict(q, k), **g}
-                       for k, g in _largest(groups, "attempts", q.limit)]}
+    return {
+        "groups": [{"key": _key_dict(q, k), **g} for k, g in _largest(groups, "attempts", q.limit)]
+    }
 
 
 Report = Callable[[sqlite3.Connection, AnalyticsQuery], dict[str, Any]]

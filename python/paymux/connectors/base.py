@@ -65,7 +65,9 @@ class Capabilities(msgspec.Struct, frozen=True):
     multiple_refunds: bool = True
     three_ds: bool = False
 
-    def supports(self, *, method: str, brand: str | None, currency: str, country: str | None) -> bool:
+    def supports(
+        self, *, method: str, brand: str | None, currency: str, country: str | None
+    ) -> bool:
         if method not in self.payment_methods:
             return False
         if self.currencies is not None and currency not in self.currencies:
@@ -90,7 +92,9 @@ class ConnectorConfig(msgspec.Struct, frozen=True, kw_only=True):
     extra: dict[str, str] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return f"ConnectorConfig(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
+        return (
+            f"ConnectorConfig(name={self.name!r}, kind={self.kind!r}, base_url={self.base_url!r})"
+        )
 
 
 class AuthorizeRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,7 +151,9 @@ class ConnectorResult(msgspec.Struct, kw_only=True):
     status: AttemptStatus
     connector_reference: str | None = None  # the PSP's id (pi_..., pspReference, pay_...)
     amount: int | None = None  # amount the PSP says it authorized/captured/refunded
-    raw_code: str | None = None  # the PSP's own code, as sent (decline_code, refusalReasonCode, ...)
+    raw_code: str | None = (
+        None  # the PSP's own code, as sent (decline_code, refusalReasonCode, ...)
+    )
     raw_message: str | None = None
     normalized_code: str | None = None  # paymux's code (e.g. "insufficient_funds")
     decline_class: DeclineClass | None = None

@@ -25,8 +25,12 @@ CSP = (
     "img-src 'self' data: blob:; connect-src 'self'; font-src 'self' data:; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-_SECURITY = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-             "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+_SECURITY = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
 
 PLOTLY: web.AppKey[dict[str, bytes]] = web.AppKey("dashboard_plotly", dict)
 
@@ -45,7 +49,9 @@ def plotly_js_path() -> Path | None:
 
 async def index(request: web.Request) -> web.StreamResponse:
     return web.Response(
-        body=(HERE / "index.html").read_bytes(), content_type="text/html", charset="utf-8",
+        body=(HERE / "index.html").read_bytes(),
+        content_type="text/html",
+        charset="utf-8",
         headers={**_SECURITY, "Cache-Control": "no-cache"},
     )
 
@@ -58,8 +64,12 @@ async def asset(request: web.Request) -> web.StreamResponse:
     if found is None:
         raise web.HTTPNotFound()
     content_type, path = found
-    return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",
-                        headers={**_SECURITY, "Cache-Control": "no-cache"})
+    return web.Response(
+        body=path.read_bytes(),
+        content_type=content_type,
+        charset="utf-8",
+        headers={**_SECURITY, "Cache-Control": "no-cache"},
+    )
 
 
 async def _plotly(request: web.Request) -> web.StreamResponse:
@@ -77,8 +87,9 @@ async def _plotly(request: web.Request) -> web.StreamResponse:
         body = cache["gzip"]
     else:
         body = cache["raw"]
-    return web.Response(body=body, content_type="application/javascript", charset="utf-8",
-                        headers=headers)
+    return web.Response(
+        body=body, content_type="application/javascript", charset="utf-8", headers=headers
+    )
 
 
 async def redirect(request: web.Request) -> web.StreamResponse:

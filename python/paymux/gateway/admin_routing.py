@@ -80,8 +80,12 @@ class RollbackRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def _version_view(v: RoutingVersion, with_config: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {"version": v.version, "source": v.source, "active": v.active,
-                           "created_at": v.created_at}
+    out: dict[str, Any] = {
+        "version": v.version,
+        "source": v.source,
+        "active": v.active,
+        "created_at": v.created_at,
+    }
     if with_config:
         out["config"] = v.config
     return out
@@ -94,8 +98,13 @@ def _compile_error(exc: RoutingCompileError) -> ApiError:
 
 class RoutingAdmin:
     def __init__(
-        self, router: Router, store: Store, admin_api_key: str, file_config: dict[str, Any],
-        config_path: str | None, settings: ReconcilerConfig,
+        self,
+        router: Router,
+        store: Store,
+        admin_api_key: str,
+        file_config: dict[str, Any],
+        config_path: str | None,
+        settings: ReconcilerConfig,
     ) -> None:
         self.router = router
         self.store = store
@@ -144,8 +153,10 @@ class RoutingAdmin:
                 return None
             versions = await self.store.routing_versions()
             from_file = [v for v in versions if v.source == "config"]
-            if from_file and _canonical(from_file[-1].config) == _canonical(raw) and any(
-                v.active for v in versions
+            if (
+                from_file
+                and _canonical(from_file[-1].config) == _canonical(raw)
+                and any(v.active for v in versions)
             ):
                 return None
             version = await self.store.add_routing_version(
@@ -228,11 +239,17 @@ class RoutingAdmin:
     def authorize(self, request: web.Request) -> None:
         header = request.headers.get("Authorization", "")
         scheme, _, secret = header.partition(" ")
-        if not self.admin_api_key or scheme.lower() != "bearer" or not hmac.compare_digest(
-            secret.strip().encode(), self.admin_api_key.encode()
+        if (
+            not self.admin_api_key
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(secret.strip().encode(), self.admin_api_key.encode())
         ):
-            raise ApiError(401, "authentication_error", "admin_key_invalid",
-                           "Send the admin key as `Authorization: Bearer <admin_api_key>`")
+            raise ApiError(
+                401,
+                "authentication_error",
+                "admin_key_invalid",
+                "Send the admin key as `Authorization: Bearer <admin_api_key>`",
+            )
 
     async def get_routing(self, request: web.Request) -> web.StreamResponse:
         self.authorize(request)
@@ -259,8 +276,14 @@ class RoutingAdmin:
         self.authorize(request)
         versions = await self.store.routing_versions()
         active = next((v.version for v in versions if v.active), None)
-        return json_response(200, {"object": "list", "active": active,
-                                   "data": [_version_view(v) for v in reversed(versions)]})
+        return json_response(
+            200,
+            {
+                "object": "list",
+                "active": active,
+                "data": [_version_view(v) for v in reversed(versions)],
+            },
+        )
 
     async def rollback(self, request: web.Request) -> web.StreamResponse:
         self.authorize(request)
@@ -268,8 +291,13 @@ class RoutingAdmin:
         async with self._lock:
             target = await self.store.get_routing_version(body.version)
             if target is None:
-                raise ApiError(404, "invalid_request_error", "resource_missing",
-                               f"No routing version {body.version}", "version")
+                raise ApiError(
+                    404,
+                    "invalid_request_error",
+                    "resource_missing",
+                    f"No routing version {body.version}",
+                    "version",
+                )
             try:
                 engine = self.router.compile(target.config)
             except RoutingCompileError as exc:
@@ -284,8 +312,9 @@ class RoutingAdmin:
         self.authorize(request)
         body: ExplainRequest = await decode(request, ExplainRequest)
         if body.amount <= 0:
-            raise invalid("parameter_invalid", "amount must be a positive integer (minor units)",
-                          "amount")
+            raise invalid(
+                "parameter_invalid", "amount must be a positive integer (minor units)", "amount"
+            )
         currency = body.currency.upper()
         if not is_known_currency(currency):
             raise invalid("invalid_currency", f"Unknown currency {body.currency}", "currency")
@@ -302,22 +331,39 @@ class RoutingAdmin:
                     info = _core.inspect_card(card.number)
                 except ValueError as exc:
                     code = getattr(exc, "code", "invalid_number")
-                    raise ApiError(400, "card_error", "invalid_number" if code == "luhn_failed"
-                                   else code, "The card number is not a valid card number.",
-                                   f"{param}.number") from None
+                    raise ApiError(
+                        400,
+                        "card_error",
+                        "invalid_number" if code == "luhn_failed" else code,
+                        "The card number is not a valid card number.",
+                        f"{param}.number",
+                    ) from None
                 brand, bin_ = info.brand, info.bin
                 card.number = None  # only brand and BIN are kept; the number is never logged
         country = body.billing_country or (body.billing.country if body.billing else None)
         attrs = PaymentAttributes(
-            payment_id=body.payment_id, amount=body.amount, currency=currency, brand=brand,
-            card_type=card_type, bin=bin_, country=country.upper() if country else None,
-            merchant_id=body.merchant_id, metadata=body.metadata,
+            payment_id=body.payment_id,
+            amount=body.amount,
+            currency=currency,
+            brand=brand,
+            card_type=card_type,
+            bin=bin_,
+            country=country.upper() if country else None,
+            merchant_id=body.merchant_id,
+            metadata=body.metadata,
         )
         result = self.router.explain(attrs)
-        result["attributes"] = {"amount": attrs.amount, "currency": attrs.currency,
-                                "brand": brand, "bin": bin_, "card_type": card_type,
-                                "country": attrs.country, "merchant_id": attrs.merchant_id,
-                                "metadata": attrs.metadata, "capture_method": body.capture_method}
+        result["attributes"] = {
+            "amount": attrs.amount,
+            "currency": attrs.currency,
+            "brand": brand,
+            "bin": bin_,
+            "card_type": card_type,
+            "country": attrs.country,
+            "merchant_id": attrs.merchant_id,
+            "metadata": attrs.metadata,
+            "capture_method": body.capture_method,
+        }
         return json_response(200, result)
 
 

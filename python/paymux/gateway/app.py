@@ -65,7 +65,9 @@ def open_store(config: GatewayConfig) -> Store:
 
 
 def build_gateway(
-    config: GatewayConfig, keys: Secrets, store: Store | None = None,
+    config: GatewayConfig,
+    keys: Secrets,
+    store: Store | None = None,
     config_path: str | None = None,
 ) -> web.Application:
     app = web.Application(
@@ -79,8 +81,9 @@ def build_gateway(
     service = PaymentService(config, store, vault, connectors, router, policy)
     reconciler = Reconciler(service, config.reconciler)
     service.reconciler = reconciler
-    routing_admin = RoutingAdmin(router, store, config.admin_api_key, config.routing, config_path,
-                                 config.reconciler)
+    routing_admin = RoutingAdmin(
+        router, store, config.admin_api_key, config.routing, config_path, config.reconciler
+    )
     app[RECONCILER] = reconciler
     app[POLICY_ERRORS] = [str(e) for e in policy_errors]
     app[STORE] = store
@@ -105,10 +108,14 @@ def build_gateway(
         recovered = await service.recover()
         await routing_admin.start()
         reconciler.start()
-        log("gateway_started", connectors=sorted(connectors), recovered_attempts=recovered,
+        log(
+            "gateway_started",
+            connectors=sorted(connectors),
+            recovered_attempts=recovered,
             routing_version=router.version,
             failover_policy=getattr(policy, "name", type(policy).__name__),
-            policy_errors=app[POLICY_ERRORS] or None)
+            policy_errors=app[POLICY_ERRORS] or None,
+        )
 
     async def cleanup(app: web.Application) -> None:
         await reconciler.stop()

@@ -65,8 +65,9 @@ async def start_both(
     await sandbox.setup()
     try:
         await web.TCPSite(sandbox, config.server.host, sandbox_port).start()
-        gateway = web.AppRunner(build_gateway(config, load_secrets(config.vault)), access_log=None,
-                                handle_signals=False)
+        gateway = web.AppRunner(
+            build_gateway(config, load_secrets(config.vault)), access_log=None, handle_signals=False
+        )
         await gateway.setup()
     except BaseException:
         await sandbox.cleanup()
@@ -101,9 +102,9 @@ async def run_both(config: GatewayConfig, sandbox_port: int) -> None:
         f"  dashboard: {dashboard_url(config)}\n\n"
         f"Try:\n  curl -s {base}/v1/payments -H 'Authorization: Bearer {key}' \\\n"
         f"    -H 'Content-Type: application/json' -H 'Idempotency-Key: order-1001' \\\n"
-        f"    -d '{{\"amount\": 1999, \"currency\": \"EUR\", \"reference\": \"order-1001\", "
-        f"\"payment_method\": {{\"card\": {{\"number\": \"4242424242424242\", \"exp_month\": 12, "
-        f"\"exp_year\": 2034, \"cvc\": \"123\"}}}}}}'\n"
+        f'    -d \'{{"amount": 1999, "currency": "EUR", "reference": "order-1001", '
+        f'"payment_method": {{"card": {{"number": "4242424242424242", "exp_month": 12, '
+        f'"exp_year": 2034, "cvc": "123"}}}}}}\'\n'
         f"  or drive a minute of traffic with an outage: paymux demo (on other ports: "
         f"--port 8081 --sandbox-port 8091)\n\nCtrl-C stops it.",
         file=sys.stderr,

@@ -8,7 +8,9 @@ import msgspec
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
-    type: str  # invalid_request_error, authentication_error, idempotency_error, card_error, api_error
+    type: (
+        str  # invalid_request_error, authentication_error, idempotency_error, card_error, api_error
+    )
     code: str  # machine-readable, stable
     message: str
     param: str | None = None

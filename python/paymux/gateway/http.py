@@ -71,7 +71,9 @@ async def decode(request: web.Request, cls: type[Any], allow_empty: bool = False
             return cls()
         raise invalid("body_missing", "The request body is empty; send a JSON object")
     ctype = request.content_type
-    if ctype not in ("application/json", "application/octet-stream") and not ctype.endswith("+json"):
+    if ctype not in ("application/json", "application/octet-stream") and not ctype.endswith(
+        "+json"
+    ):
         raise invalid(
             "unsupported_media_type",
             f"Content-Type must be application/json, got {ctype or 'none'}",
@@ -105,24 +107,29 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         except ApiError as exc:
             response = error_response(exc)
         except web.HTTPRequestEntityTooLarge:
-            response = error_response(invalid("body_too_large", "The request body is too large",
-                                              status=413))
+            response = error_response(
+                invalid("body_too_large", "The request body is too large", status=413)
+            )
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
             code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
             response = error_response(invalid(code, exc.reason, status=exc.status))
         except Exception as exc:  # noqa: BLE001 - a bug must not leak a stack trace to the client
-            log("unhandled_error", logging.ERROR, error_type=type(exc).__name__,
-                path=request.path)
-            response = error_response(ApiError(500, "api_error", "internal_error",
-                                               "An internal error occurred"))
+            log("unhandled_error", logging.ERROR, error_type=type(exc).__name__, path=request.path)
+            response = error_response(
+                ApiError(500, "api_error", "internal_error", "An internal error occurred")
+            )
         response.headers["X-Request-Id"] = rid
         resource = request.match_info.route.resource
         elapsed = time.perf_counter() - started
-        metrics.request_finished(resource.canonical if resource is not None else "unmatched",
-                                 request.method, response.status, elapsed,
-                                 response.headers.get("Idempotent-Replayed") == "true")
+        metrics.request_finished(
+            resource.canonical if resource is not None else "unmatched",
+            request.method,
+            response.status,
+            elapsed,
+            response.headers.get("Idempotent-Replayed") == "true",
+        )
         log(
             "request",
             method=request.method,
@@ -144,8 +151,12 @@ async def authenticate(request: web.Request) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        raise ApiError(401, "authentication_error", "api_key_missing",
-                       "Send your secret key as `Authorization: Bearer sk_...`")
+        raise ApiError(
+            401,
+            "authentication_error",
+            "api_key_missing",
+            "Send your secret key as `Authorization: Bearer sk_...`",
+        )
     key_hash = hashlib.sha256(secret.strip().encode()).hexdigest()
     cache = request.app[KEY_CACHE]
     hit = cache.get(key_hash)
@@ -170,8 +181,11 @@ def _request_hash(app: web.Application, request: web.Request, body: bytes) -> st
     except orjson.JSONDecodeError:
         canonical = body
     # Keyed: the body may carry a card number, and an unkeyed hash of a PAN can be brute-forced.
-    mac = hmac.new(app[HASH_KEY], request.method.encode() + b" " + request.path.encode() + b"\n",
-                   hashlib.sha256)
+    mac = hmac.new(
+        app[HASH_KEY],
+        request.method.encode() + b" " + request.path.encode() + b"\n",
+        hashlib.sha256,
+    )
     mac.update(canonical)
     return mac.hexdigest()
 
@@ -188,31 +202,42 @@ def _in_background(write: Coroutine[Any, Any, None]) -> None:
 def _background_done(task: asyncio.Task[None]) -> None:
     _background.discard(task)
     if not task.cancelled() and task.exception() is not None:
-        log("background_write_failed", logging.ERROR,
-            error_type=type(task.exception()).__name__)
+        log("background_write_failed", logging.ERROR, error_type=type(task.exception()).__name__)
 
 
 def _idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and (not key or len(key) > _MAX_IDEMPOTENCY_KEY):
-        raise invalid("idempotency_key_invalid",
-                      f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters",
-                      "Idempotency-Key")
+        raise invalid(
+            "idempotency_key_invalid",
+            f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters",
+            "Idempotency-Key",
+        )
     return key
 
 
 def _answer_bound_key(state: IdempotencyState, record: IdempotencyRecord) -> web.Response:
     """The answer to a request whose key is bound already: replay, or why not."""
     if state is IdempotencyState.MISMATCH:
-        raise ApiError(422, "idempotency_error", "idempotency_key_reused",
-                       "This Idempotency-Key was used with different parameters")
+        raise ApiError(
+            422,
+            "idempotency_error",
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with different parameters",
+        )
     if state is IdempotencyState.IN_PROGRESS:
-        raise ApiError(409, "idempotency_error", "idempotency_key_in_use",
-                       "A request with this Idempotency-Key is still being processed")
+        raise ApiError(
+            409,
+            "idempotency_error",
+            "idempotency_key_in_use",
+            "A request with this Idempotency-Key is still being processed",
+        )
     assert record.response_status is not None
     return web.Response(
-        status=record.response_status, body=record.response_body,
-        content_type="application/json", headers={"Idempotent-Replayed": "true"},
+        status=record.response_status,
+        body=record.response_body,
+        content_type="application/json",
+        headers={"Idempotent-Replayed": "true"},
     )
 
 
@@ -239,7 +264,10 @@ def idempotent_in_transaction(handler: Handler) -> Handler:
         if record is not None:
             return _answer_bound_key(idempotency_state(record, request_hash), record)
         request[IDEMPOTENCY_CLAIM] = IdempotencyClaim(
-            merchant_id=merchant_id, key=key, request_hash=request_hash, now=now,
+            merchant_id=merchant_id,
+            key=key,
+            request_hash=request_hash,
+            now=now,
             ttl_s=app[IDEMPOTENCY_TTL],
         )
         try:

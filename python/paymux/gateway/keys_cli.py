@@ -17,7 +17,9 @@ async def create(config_path: str | None, merchant_id: str, mode: str) -> str:
     store = open_store(config)
     await store.open()
     try:
-        await store.ensure_merchant(Merchant(id=merchant_id, name=merchant_id, created_at=time.time()))
+        await store.ensure_merchant(
+            Merchant(id=merchant_id, name=merchant_id, created_at=time.time())
+        )
         secret = new_api_key_secret(mode)
         await register_api_key(store, merchant_id, secret)
         return secret
@@ -57,7 +59,9 @@ def main(argv: list[str]) -> int:
             print(f"{key.id}  {key.prefix}...  {key.mode}  {state}")
         return 0
     if not args.merchant.replace("_", "").replace("-", "").isalnum() or len(args.merchant) > 64:
-        print("paymux keys: --merchant must be letters, digits, - or _ (64 at most)", file=sys.stderr)
+        print(
+            "paymux keys: --merchant must be letters, digits, - or _ (64 at most)", file=sys.stderr
+        )
         return 2
     try:
         secret = asyncio.run(create(args.config, args.merchant, args.mode))
@@ -65,5 +69,7 @@ def main(argv: list[str]) -> int:
         print(f"paymux keys: {exc}", file=sys.stderr)
         return 2
     print(secret)
-    print("Store this key now: paymux keeps only its hash and cannot show it again.", file=sys.stderr)
+    print(
+        "Store this key now: paymux keeps only its hash and cannot show it again.", file=sys.stderr
+    )
     return 0

@@ -12,9 +12,17 @@ from paymux.gateway import schemas
 from paymux.gateway.errors import ErrorEnvelope
 
 _TYPES: list[Any] = [
-    schemas.CreatePayment, schemas.CapturePayment, schemas.CancelPayment, schemas.CreateRefund,
-    schemas.CreateToken, schemas.PaymentView, schemas.PaymentList, schemas.RefundView,
-    schemas.TokenView, schemas.DeletedView, ErrorEnvelope,
+    schemas.CreatePayment,
+    schemas.CapturePayment,
+    schemas.CancelPayment,
+    schemas.CreateRefund,
+    schemas.CreateToken,
+    schemas.PaymentView,
+    schemas.PaymentList,
+    schemas.RefundView,
+    schemas.TokenView,
+    schemas.DeletedView,
+    ErrorEnvelope,
 ]
 
 
@@ -22,26 +30,44 @@ def _ref(cls: Any) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{cls.__name__}"}
 
 
-def _op(summary: str, response: Any, body: Any = None, idempotent: bool = False,
-        params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _op(
+    summary: str,
+    response: Any,
+    body: Any = None,
+    idempotent: bool = False,
+    params: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": _ref(response)}}},
-            "4XX": {"description": "Error",
-                    "content": {"application/json": {"schema": _ref(ErrorEnvelope)}}},
+            "200": {
+                "description": "OK",
+                "content": {"application/json": {"schema": _ref(response)}},
+            },
+            "4XX": {
+                "description": "Error",
+                "content": {"application/json": {"schema": _ref(ErrorEnvelope)}},
+            },
         },
         "security": [{"bearer": []}],
     }
     parameters = list(params or [])
     if idempotent:
-        parameters.append({"name": "Idempotency-Key", "in": "header", "required": False,
-                           "schema": {"type": "string", "maxLength": 255}})
+        parameters.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        )
     if parameters:
         op["parameters"] = parameters
     if body is not None:
-        op["requestBody"] = {"required": True,
-                             "content": {"application/json": {"schema": _ref(body)}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
     return op
 
 
@@ -50,7 +76,9 @@ _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
-    _, components = msgspec.json.schema_components(_TYPES, ref_template="#/components/schemas/{name}")
+    _, components = msgspec.json.schema_components(
+        _TYPES, ref_template="#/components/schemas/{name}"
+    )
     return {
         "openapi": "3.1.0",
         "info": {"title": "paymux", "version": __version__},
@@ -60,26 +88,61 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/v1/payments": {
-                "post": _op("Create and authorize a payment", schemas.PaymentView,
-                            schemas.CreatePayment, True),
-                "get": _op("List payments (newest first, cursor-paginated)", schemas.PaymentList,
-                           params=[{"name": n, "in": "query", "required": False,
-                                    "schema": {"type": "string"}}
-                                   for n in ("status", "connector", "created[gte]", "created[lt]",
-                                             "starting_after", "limit")]),
+                "post": _op(
+                    "Create and authorize a payment",
+                    schemas.PaymentView,
+                    schemas.CreatePayment,
+                    True,
+                ),
+                "get": _op(
+                    "List payments (newest first, cursor-paginated)",
+                    schemas.PaymentList,
+                    params=[
+                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                        for n in (
+                            "status",
+                            "connector",
+                            "created[gte]",
+                            "created[lt]",
+                            "starting_after",
+                            "limit",
+                        )
+                    ],
+                ),
             },
-            "/v1/payments/{id}": {"get": _op("Retrieve a payment", schemas.PaymentView, params=_ID)},
+            "/v1/payments/{id}": {
+                "get": _op("Retrieve a payment", schemas.PaymentView, params=_ID)
+            },
             "/v1/payments/{id}/capture": {
-                "post": _op("Capture an authorization (amount optional: partial)",
-                            schemas.PaymentView, schemas.CapturePayment, True, _ID)},
+                "post": _op(
+                    "Capture an authorization (amount optional: partial)",
+                    schemas.PaymentView,
+                    schemas.CapturePayment,
+                    True,
+                    _ID,
+                )
+            },
             "/v1/payments/{id}/cancel": {
-                "post": _op("Void an uncaptured authorization", schemas.PaymentView,
-                            schemas.CancelPayment, True, _ID)},
-            "/v1/refunds": {"post": _op("Refund a captured payment (amount optional: partial)",
-                                        schemas.RefundView, schemas.CreateRefund, True)},
+                "post": _op(
+                    "Void an uncaptured authorization",
+                    schemas.PaymentView,
+                    schemas.CancelPayment,
+                    True,
+                    _ID,
+                )
+            },
+            "/v1/refunds": {
+                "post": _op(
+                    "Refund a captured payment (amount optional: partial)",
+                    schemas.RefundView,
+                    schemas.CreateRefund,
+                    True,
+                )
+            },
             "/v1/refunds/{id}": {"get": _op("Retrieve a refund", schemas.RefundView, params=_ID)},
-            "/v1/tokens": {"post": _op("Vault a card", schemas.TokenView, schemas.CreateToken,
-                                       True)},
+            "/v1/tokens": {
+                "post": _op("Vault a card", schemas.TokenView, schemas.CreateToken, True)
+            },
             "/v1/tokens/{id}": {"delete": _op("Delete a token", schemas.DeletedView, params=_ID)},
         },
     }

@@ -131,7 +131,9 @@ class PaymentService:
 
     async def create_token(self, merchant_id: str, body: schemas.CreateToken) -> tuple[int, Any]:
         now = time.time()
-        record = self._token_record(merchant_id, self._tokenize(merchant_id, body.card, "card.number"), now)
+        record = self._token_record(
+            merchant_id, self._tokenize(merchant_id, body.card, "card.number"), now
+        )
         await self.store.insert_token(record)
         return 200, token_view(record)
 
@@ -179,8 +181,13 @@ class PaymentService:
             holder = None
             today = dt.date.today()
             if (token.exp_year, token.exp_month) < (today.year, today.month):
-                raise ApiError(400, "card_error", "expired_card", "The card has expired.",
-                               "payment_method.token")
+                raise ApiError(
+                    400,
+                    "card_error",
+                    "expired_card",
+                    "The card has expired.",
+                    "payment_method.token",
+                )
         country = body.billing.country if body.billing else None
         payment = PaymentRecord(
             id=new_id("pay"),
@@ -214,7 +221,11 @@ class PaymentService:
         await self.store.create_payment(
             payment,
             new_token,
-            [_event(payment, "payment.created", now, to_status=payment.status, data=payment.routing)],
+            [
+                _event(
+                    payment, "payment.created", now, to_status=payment.status, data=payment.routing
+                )
+            ],
             claim.key if claim is not None else None,
             first_attempt=first,
             claim=claim,
@@ -270,7 +281,9 @@ class PaymentService:
                 attempt, started_event = self._new_attempt(payment, name, seq)
                 # Persisted before the PSP call: a crash after this is found and synced on restart.
                 await self.store.start_attempt(attempt, started_event)
-            result, reached_psp = await self._attempt(payment, connector, card, attempt, description)
+            result, reached_psp = await self._attempt(
+                payment, connector, card, attempt, description
+            )
             attempts.append(attempt)
             status = result.status
             if status in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED):
@@ -332,12 +345,22 @@ class PaymentService:
             await self.store.finish_attempt(
                 attempt,
                 None,
-                [_event(payment, "attempt.cascaded", time.time(), attempt_id=attempt.id,
-                        data={"reason": decision.reason, "outcome": str(status),
-                              "decline_class": result.decline_class,
-                              "normalized_code": result.normalized_code,
-                              "next_connector": remaining[0] if remaining else None,
-                              "policy": getattr(self.policy, "name", type(self.policy).__name__)})],
+                [
+                    _event(
+                        payment,
+                        "attempt.cascaded",
+                        time.time(),
+                        attempt_id=attempt.id,
+                        data={
+                            "reason": decision.reason,
+                            "outcome": str(status),
+                            "decline_class": result.decline_class,
+                            "normalized_code": result.normalized_code,
+                            "next_connector": remaining[0] if remaining else None,
+                            "policy": getattr(self.policy, "name", type(self.policy).__name__),
+                        },
+                    )
+                ],
             )
             if reached_psp and self.reconciler is not None:
                 # The PSP said it never saw this attempt, but the request did go out: if an
@@ -369,8 +392,13 @@ class PaymentService:
             updated_at=now,
         )
         attempt.reference = attempt.id  # the PSP's idempotency key: unique per attempt
-        return attempt, _event(payment, "attempt.started", now, attempt_id=attempt.id,
-                               data={"connector": connector, "seq": seq})
+        return attempt, _event(
+            payment,
+            "attempt.started",
+            now,
+            attempt_id=attempt.id,
+            data={"connector": connector, "seq": seq},
+        )
 
     async def _attempt(
         self,
@@ -406,8 +434,13 @@ class PaymentService:
             reached_psp = result.status is AttemptStatus.FAILED and not result.ambiguous
         self._record_result(attempt, result)
         self.router.observe(attempt, payment, health_outcome)
-        metrics.attempt_finished(connector.name, attempt.status, attempt.normalized_code,
-                                 attempt.decline_class, attempt.latency_ms)
+        metrics.attempt_finished(
+            connector.name,
+            attempt.status,
+            attempt.normalized_code,
+            attempt.decline_class,
+            attempt.latency_ms,
+        )
         log(
             "attempt",
             payment_id=payment.id,
@@ -495,8 +528,16 @@ class PaymentService:
         await self.store.finish_attempt(
             attempt,
             payment,
-            [_event(payment, event, now, to_status=payment.status, attempt_id=attempt.id,
-                    data={"reason": attempt.next_action})],
+            [
+                _event(
+                    payment,
+                    event,
+                    now,
+                    to_status=payment.status,
+                    attempt_id=attempt.id,
+                    data={"reason": attempt.next_action},
+                )
+            ],
             idempotent_response,
         )
 
@@ -518,7 +559,10 @@ class PaymentService:
         rows = rows[:limit]
         data = [payment_view(p, await self.store.list_attempts(p.id)) for p in rows]
         return 200, schemas.PaymentList(
-            object="list", data=data, has_more=has_more, next_cursor=rows[-1].id if has_more else None
+            object="list",
+            data=data,
+            has_more=has_more,
+            next_cursor=rows[-1].id if has_more else None,
         )
 
     async def _load_for_update(self, merchant_id: str, payment_id: str) -> PaymentRecord:
@@ -566,8 +610,17 @@ class PaymentService:
         payment.updated_at = now
         try:
             await self.store.transition_payment(
-                payment, (before,), [_event(payment, f"payment.{action}_started", now,
-                                            from_status=before, to_status=payment.status)]
+                payment,
+                (before,),
+                [
+                    _event(
+                        payment,
+                        f"payment.{action}_started",
+                        now,
+                        from_status=before,
+                        to_status=payment.status,
+                    )
+                ],
             )
         except Conflict as exc:
             raise invalid(exc.code, exc.message, status=409) from None
@@ -575,14 +628,24 @@ class PaymentService:
         assert payment.connector_reference is not None
         reference = new_id("cap" if action == "capture" else "vd")
         if action == "capture":
-            result = await connector.capture(CaptureRequest(
-                reference=reference, connector_reference=payment.connector_reference,
-                amount=amount, currency=payment.currency))
+            result = await connector.capture(
+                CaptureRequest(
+                    reference=reference,
+                    connector_reference=payment.connector_reference,
+                    amount=amount,
+                    currency=payment.currency,
+                )
+            )
             ok = result.status in (AttemptStatus.CAPTURED, AttemptStatus.PENDING)
         else:
-            result = await connector.void(VoidRequest(
-                reference=reference, connector_reference=payment.connector_reference,
-                amount=amount, currency=payment.currency))
+            result = await connector.void(
+                VoidRequest(
+                    reference=reference,
+                    connector_reference=payment.connector_reference,
+                    amount=amount,
+                    currency=payment.currency,
+                )
+            )
             ok = result.status in (AttemptStatus.VOIDED, AttemptStatus.PENDING)
         now = time.time()
         if ok and action == "capture":
@@ -598,10 +661,20 @@ class PaymentService:
         await self.store.transition_payment(
             payment,
             (PaymentStatus.PROCESSING,),
-            [_event(payment, f"payment.{action}_{'succeeded' if ok else 'failed'}", now,
-                    from_status=PaymentStatus.PROCESSING, to_status=payment.status,
-                    data={"amount": amount, "raw_code": result.raw_code,
-                          "connector_reference": result.connector_reference})],
+            [
+                _event(
+                    payment,
+                    f"payment.{action}_{'succeeded' if ok else 'failed'}",
+                    now,
+                    from_status=PaymentStatus.PROCESSING,
+                    to_status=payment.status,
+                    data={
+                        "amount": amount,
+                        "raw_code": result.raw_code,
+                        "connector_reference": result.connector_reference,
+                    },
+                )
+            ],
         )
         if not ok:
             raise ApiError(
@@ -619,14 +692,18 @@ class PaymentService:
         if payment is None:
             raise not_found("payment", "payment_id")
         if payment.status != PaymentStatus.SUCCEEDED:
-            raise invalid("payment_not_refundable",
-                          f"A payment in status {payment.status} has nothing captured to refund",
-                          "payment_id")
+            raise invalid(
+                "payment_not_refundable",
+                f"A payment in status {payment.status} has nothing captured to refund",
+                "payment_id",
+            )
         amount = body.amount
         if amount is None:
             amount = payment.amount_received - payment.amount_refunded
             if amount <= 0:
-                raise invalid("charge_already_refunded", "This payment is fully refunded", status=409)
+                raise invalid(
+                    "charge_already_refunded", "This payment is fully refunded", status=409
+                )
         now = time.time()
         refund = RefundRecord(
             id=new_id("re"),
@@ -644,17 +721,24 @@ class PaymentService:
         refund.reference = refund.id
         try:
             await self.store.reserve_refund(
-                refund, _event(payment, "refund.created", now, data={"refund_id": refund.id,
-                                                                      "amount": amount})
+                refund,
+                _event(
+                    payment, "refund.created", now, data={"refund_id": refund.id, "amount": amount}
+                ),
             )
         except Conflict as exc:
             param = "amount" if exc.code == "refund_exceeds_captured" else "payment_id"
             raise invalid(exc.code, exc.message, param, status=400) from None
         connector = self.connectors[refund.connector]
         assert payment.connector_reference is not None
-        result = await connector.refund(RefundRequest(
-            reference=refund.reference, connector_reference=payment.connector_reference,
-            amount=amount, currency=payment.currency))
+        result = await connector.refund(
+            RefundRequest(
+                reference=refund.reference,
+                connector_reference=payment.connector_reference,
+                amount=amount,
+                currency=payment.currency,
+            )
+        )
         refund.connector_reference = result.connector_reference
         refund.raw_code = result.raw_code
         refund.updated_at = time.time()
@@ -667,12 +751,19 @@ class PaymentService:
         else:
             refund.status = "failed"
         await self.store.finish_refund(
-            refund, _event(payment, f"refund.{refund.status}", refund.updated_at,
-                           data={"refund_id": refund.id, "amount": amount})
+            refund,
+            _event(
+                payment,
+                f"refund.{refund.status}",
+                refund.updated_at,
+                data={"refund_id": refund.id, "amount": amount},
+            ),
         )
         if refund.status == "failed":
             raise ApiError(
-                402, "psp_error", "refund_failed",
+                402,
+                "psp_error",
+                "refund_failed",
                 f"The PSP refused the refund: {result.normalized_code or result.raw_code}",
             )
         return 200, refund_view(refund)
@@ -693,8 +784,11 @@ class PaymentService:
             payment = await self.store.get_payment(attempt.merchant_id, attempt.payment_id)
             if connector is None or payment is None:
                 continue
-            result = await connector.sync(SyncRequest(
-                reference=attempt.reference, amount=attempt.amount, currency=attempt.currency))
+            result = await connector.sync(
+                SyncRequest(
+                    reference=attempt.reference, amount=attempt.amount, currency=attempt.currency
+                )
+            )
             if result.status is AttemptStatus.FAILED and result.ambiguous:
                 continue  # PSP still unreachable: try again on the next start
             self._record_result(attempt, result)
@@ -719,10 +813,11 @@ class PaymentService:
                 payment.status = PaymentStatus.FAILED
                 payment.connector = attempt.connector
                 payment.error = {
-                    "type": "api_error", "code": result.normalized_code or "not_processed",
+                    "type": "api_error",
+                    "code": result.normalized_code or "not_processed",
                     "decline_class": result.decline_class,
                     "message": "The gateway restarted before the PSP's answer was recorded; the "
-                               "PSP did not approve this attempt.",
+                    "PSP did not approve this attempt.",
                     "raw_code": result.raw_code,
                 }
             await self._finish(payment, attempt, "payment.recovered")
@@ -747,9 +842,17 @@ class PaymentService:
             payment.error = _interrupted_error()
             payment.updated_at = time.time()
             await self.store.transition_payment(
-                payment, (before,),
-                [_event(payment, "payment.interrupted", payment.updated_at, from_status=before,
-                        to_status=payment.status)],
+                payment,
+                (before,),
+                [
+                    _event(
+                        payment,
+                        "payment.interrupted",
+                        payment.updated_at,
+                        from_status=before,
+                        to_status=payment.status,
+                    )
+                ],
             )
 
     async def _complete_stale_idempotency(self) -> None:
@@ -771,9 +874,11 @@ class PaymentService:
 def _interrupted_error() -> dict[str, Any]:
     """The error of a payment the gateway stopped processing before any PSP acted on it."""
     return {
-        "type": "api_error", "code": "processing_interrupted", "decline_class": None,
+        "type": "api_error",
+        "code": "processing_interrupted",
+        "decline_class": None,
         "message": "The gateway stopped before this payment was completed; no PSP holds funds "
-                   "for it. Retry with the same Idempotency-Key.",
+        "for it. Retry with the same Idempotency-Key.",
         "raw_code": None,
     }
 
@@ -854,8 +959,11 @@ def token_view(token: TokenRecord) -> schemas.TokenView:
         id=token.id,
         object="token",
         card=schemas.CardView(
-            brand=token.brand, bin=token.bin, last4=token.last4,
-            exp_month=token.exp_month, exp_year=token.exp_year,
+            brand=token.brand,
+            bin=token.bin,
+            last4=token.last4,
+            exp_month=token.exp_month,
+            exp_year=token.exp_year,
         ),
         fingerprint=token.fingerprint,
         created=int(token.created_at),

@@ -45,8 +45,13 @@ _LATE_AUTH_MAX_INTERVAL_S = 3600.0
 
 
 def _event(payment: PaymentRecord, type_: str, **kw: object) -> EventRecord:
-    return EventRecord(payment_id=payment.id, merchant_id=payment.merchant_id, type=type_,
-                       created_at=time.time(), **kw)  # type: ignore[arg-type]
+    return EventRecord(
+        payment_id=payment.id,
+        merchant_id=payment.merchant_id,
+        type=type_,
+        created_at=time.time(),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 class Reconciler:
@@ -105,8 +110,12 @@ class Reconciler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the loop must survive a bad pass
-                log("reconciler_pass_failed", logging.ERROR, error_type=type(exc).__name__,
-                    error=str(exc)[:200])
+                log(
+                    "reconciler_pass_failed",
+                    logging.ERROR,
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:200],
+                )
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.config.interval_s)
             except TimeoutError:
@@ -118,11 +127,19 @@ class Reconciler:
     async def watch(self, attempt: AttemptRecord, kind: str, note: str | None = None) -> None:
         now = time.time()
         delay = self.config.pending_check_s if kind == "pending" else self.config.late_auth_check_s
-        await self.store.watch_attempt(ReconcileWatch(
-            attempt_id=attempt.id, payment_id=attempt.payment_id, merchant_id=attempt.merchant_id,
-            kind=kind, next_check_at=now + delay, until=now + self.config.late_auth_watch_s,
-            note=note, created_at=now, updated_at=now,
-        ))
+        await self.store.watch_attempt(
+            ReconcileWatch(
+                attempt_id=attempt.id,
+                payment_id=attempt.payment_id,
+                merchant_id=attempt.merchant_id,
+                kind=kind,
+                next_check_at=now + delay,
+                until=now + self.config.late_auth_watch_s,
+                note=note,
+                created_at=now,
+                updated_at=now,
+            )
+        )
 
     async def run_once(self) -> int:
         """One pass over the due watch rows; returns how many were checked."""
@@ -140,8 +157,13 @@ class Reconciler:
             try:
                 await self._check(watch)
             except Exception as exc:  # noqa: BLE001 - one bad row never blocks the others
-                log("reconcile_check_failed", logging.ERROR, attempt_id=watch.attempt_id,
-                    error_type=type(exc).__name__, error=str(exc)[:200])
+                log(
+                    "reconcile_check_failed",
+                    logging.ERROR,
+                    attempt_id=watch.attempt_id,
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:200],
+                )
                 self._reschedule(watch, self.config.late_auth_check_s, f"error: {exc}"[:200])
                 await self.store.update_watch(watch)
             checked += 1
@@ -157,8 +179,9 @@ class Reconciler:
         if watch.state == "open" and now >= watch.until:
             watch.state = "expired"
 
-    async def _attempt_of(self, watch: ReconcileWatch) -> tuple[AttemptRecord | None,
-                                                                 PaymentRecord | None]:
+    async def _attempt_of(
+        self, watch: ReconcileWatch
+    ) -> tuple[AttemptRecord | None, PaymentRecord | None]:
         payment = await self.store.get_payment(watch.merchant_id, watch.payment_id)
         if payment is None:
             return None, None
@@ -171,9 +194,14 @@ class Reconciler:
         connector = self.connectors.get(attempt.connector)
         if connector is None:
             return None
-        return await connector.sync(SyncRequest(
-            reference=attempt.reference, connector_reference=attempt.connector_reference,
-            amount=attempt.amount, currency=attempt.currency))
+        return await connector.sync(
+            SyncRequest(
+                reference=attempt.reference,
+                connector_reference=attempt.connector_reference,
+                amount=attempt.amount,
+                currency=attempt.currency,
+            )
+        )
 
     async def _check(self, watch: ReconcileWatch) -> None:
         attempt, payment = await self._attempt_of(watch)
@@ -197,8 +225,10 @@ class Reconciler:
         if payment.status != PaymentStatus.PROCESSING or payment.connector != attempt.connector:
             # Settled some other way (webhook, restart recovery): keep an eye on the attempt only.
             watch.kind = "late_auth"
-            if attempt.status in _HOLDS and payment.connector_reference == \
-                    attempt.connector_reference:
+            if (
+                attempt.status in _HOLDS
+                and payment.connector_reference == attempt.connector_reference
+            ):
                 watch.state = "resolved"
             self._reschedule(watch, 0.0, f"payment is {payment.status}")
             return
@@ -206,8 +236,10 @@ class Reconciler:
         if result is None:
             self._reschedule(watch, self.config.pending_check_s, "connector not configured")
             return
-        if result.status is AttemptStatus.FAILED and result.ambiguous or result.status in (
-            AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION
+        if (
+            result.status is AttemptStatus.FAILED
+            and result.ambiguous
+            or result.status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION)
         ):
             self._reschedule(watch, self.config.pending_check_s, f"sync: {result.status}")
             return
@@ -229,7 +261,8 @@ class Reconciler:
                 "code": result.normalized_code or ("not_processed" if not_found else "declined"),
                 "decline_class": result.decline_class,
                 "message": "The PSP has no approved payment for this attempt."
-                if not_found else (result.raw_message or "The payment was declined."),
+                if not_found
+                else (result.raw_message or "The payment was declined."),
                 "raw_code": result.raw_code,
             }
             event = "payment.reconciled"
@@ -238,17 +271,31 @@ class Reconciler:
         payment.updated_at = time.time()
         try:
             await self.store.transition_payment(
-                payment, (before,),
-                [_event(payment, event, from_status=before, to_status=payment.status,
+                payment,
+                (before,),
+                [
+                    _event(
+                        payment,
+                        event,
+                        from_status=before,
+                        to_status=payment.status,
                         attempt_id=attempt.id,
-                        data={"sync": str(result.status), "reason": attempt.next_action})],
+                        data={"sync": str(result.status), "reason": attempt.next_action},
+                    )
+                ],
             )
         except Conflict:
             self._reschedule(watch, 0.0, "payment changed meanwhile")
             return
         await self.store.finish_attempt(attempt, None, [])
-        log("payment_reconciled", payment_id=payment.id, attempt_id=attempt.id,
-            connector=attempt.connector, outcome=str(result.status), to_status=payment.status)
+        log(
+            "payment_reconciled",
+            payment_id=payment.id,
+            attempt_id=attempt.id,
+            connector=attempt.connector,
+            outcome=str(result.status),
+            to_status=payment.status,
+        )
         self._reschedule(watch, self.config.late_auth_check_s, f"sync: {result.status}")
 
     # kind "late_auth": the payment does not rely on this attempt
@@ -256,9 +303,11 @@ class Reconciler:
     async def _check_late(
         self, watch: ReconcileWatch, attempt: AttemptRecord, payment: PaymentRecord
     ) -> None:
-        if payment.connector_reference is not None and \
-                payment.connector_reference == attempt.connector_reference and \
-                payment.connector == attempt.connector:
+        if (
+            payment.connector_reference is not None
+            and payment.connector_reference == attempt.connector_reference
+            and payment.connector == attempt.connector
+        ):
             watch.state = "resolved"  # this attempt is the payment's own authorization
             self._reschedule(watch, 0.0, "the payment's own authorization")
             return
@@ -266,11 +315,13 @@ class Reconciler:
         if result is None:
             self._reschedule(watch, self.config.late_auth_check_s, "connector not configured")
             return
-        if result.status in (AttemptStatus.VOIDED, AttemptStatus.REFUNDED) and \
-                (watch.note or "").startswith("release failed"):
+        if result.status in (AttemptStatus.VOIDED, AttemptStatus.REFUNDED) and (
+            watch.note or ""
+        ).startswith("release failed"):
             # Our void (or refund) went through although its answer did not come back.
-            await self._record_release(watch, attempt, payment, result,
-                                       result.status is AttemptStatus.REFUNDED)
+            await self._record_release(
+                watch, attempt, payment, result, result.status is AttemptStatus.REFUNDED
+            )
             return
         if result.status in (AttemptStatus.VOIDED, AttemptStatus.DECLINED, AttemptStatus.REFUNDED):
             watch.state = "resolved"
@@ -278,14 +329,19 @@ class Reconciler:
             return
         if result.status not in _HOLDS:
             # Back off: an outage leaves many such attempts, and most never surface.
-            delay = min(self.config.late_auth_check_s * 2 ** min(watch.checks, 16),
-                        _LATE_AUTH_MAX_INTERVAL_S)
+            delay = min(
+                self.config.late_auth_check_s * 2 ** min(watch.checks, 16),
+                _LATE_AUTH_MAX_INTERVAL_S,
+            )
             self._reschedule(watch, delay, f"sync: {result.status}")
             return
         await self._release(watch, attempt, payment, result)
 
     async def _release(
-        self, watch: ReconcileWatch, attempt: AttemptRecord, payment: PaymentRecord,
+        self,
+        watch: ReconcileWatch,
+        attempt: AttemptRecord,
+        payment: PaymentRecord,
         found: ConnectorResult,
     ) -> None:
         connector = self.connectors[attempt.connector]
@@ -294,34 +350,58 @@ class Reconciler:
         amount = found.amount or attempt.amount
         captured = found.status is AttemptStatus.CAPTURED
         if captured:
-            result = await connector.refund(RefundRequest(
-                reference=reference, connector_reference=connector_reference, amount=amount,
-                currency=attempt.currency))
+            result = await connector.refund(
+                RefundRequest(
+                    reference=reference,
+                    connector_reference=connector_reference,
+                    amount=amount,
+                    currency=attempt.currency,
+                )
+            )
             ok = result.status in (AttemptStatus.REFUNDED, AttemptStatus.PENDING)
         else:
-            result = await connector.void(VoidRequest(
-                reference=reference, connector_reference=connector_reference, amount=amount,
-                currency=attempt.currency))
+            result = await connector.void(
+                VoidRequest(
+                    reference=reference,
+                    connector_reference=connector_reference,
+                    amount=amount,
+                    currency=attempt.currency,
+                )
+            )
             ok = result.status in (AttemptStatus.VOIDED, AttemptStatus.PENDING)
         if not ok:
-            delay = min(self.config.void_backoff_s * 2 ** watch.checks,
-                        self.config.void_backoff_max_s)
-            log("late_authorization_release_failed", logging.WARNING, payment_id=payment.id,
-                attempt_id=attempt.id, connector=attempt.connector, outcome=str(result.status),
-                retry_in_s=delay)
+            delay = min(
+                self.config.void_backoff_s * 2**watch.checks, self.config.void_backoff_max_s
+            )
+            log(
+                "late_authorization_release_failed",
+                logging.WARNING,
+                payment_id=payment.id,
+                attempt_id=attempt.id,
+                connector=attempt.connector,
+                outcome=str(result.status),
+                retry_in_s=delay,
+            )
             watch.until = max(watch.until, time.time() + delay + 1)  # never give up on funds held
             self._reschedule(watch, delay, f"release failed: {result.status}; retrying")
             return
-        await self._record_release(watch, attempt, payment, result, captured,
-                                   connector_reference, amount)
+        await self._record_release(
+            watch, attempt, payment, result, captured, connector_reference, amount
+        )
 
     async def _record_release(
-        self, watch: ReconcileWatch, attempt: AttemptRecord, payment: PaymentRecord,
-        result: ConnectorResult, captured: bool, connector_reference: str | None = None,
+        self,
+        watch: ReconcileWatch,
+        attempt: AttemptRecord,
+        payment: PaymentRecord,
+        result: ConnectorResult,
+        captured: bool,
+        connector_reference: str | None = None,
         amount: int | None = None,
     ) -> None:
-        connector_reference = connector_reference or result.connector_reference or \
-            attempt.connector_reference
+        connector_reference = (
+            connector_reference or result.connector_reference or attempt.connector_reference
+        )
         amount = amount or attempt.amount
         reference = f"{attempt.reference}_release"
         kind = "late_capture_refunded" if captured else "late_authorization_voided"
@@ -329,13 +409,30 @@ class Reconciler:
         attempt.connector_reference = connector_reference
         attempt.next_action = kind
         attempt.updated_at = time.time()
-        await self.store.finish_attempt(attempt, None, [
-            _event(payment, f"attempt.{kind}", attempt_id=attempt.id,
-                   data={"connector": attempt.connector, "connector_reference": connector_reference,
-                         "amount": amount, "payment_status": payment.status,
-                         "release_reference": reference})
-        ])
-        log(kind, payment_id=payment.id, attempt_id=attempt.id, connector=attempt.connector,
-            amount=amount)
+        await self.store.finish_attempt(
+            attempt,
+            None,
+            [
+                _event(
+                    payment,
+                    f"attempt.{kind}",
+                    attempt_id=attempt.id,
+                    data={
+                        "connector": attempt.connector,
+                        "connector_reference": connector_reference,
+                        "amount": amount,
+                        "payment_status": payment.status,
+                        "release_reference": reference,
+                    },
+                )
+            ],
+        )
+        log(
+            kind,
+            payment_id=payment.id,
+            attempt_id=attempt.id,
+            connector=attempt.connector,
+            amount=amount,
+        )
         watch.state = "voided"
         self._reschedule(watch, 0.0, kind)

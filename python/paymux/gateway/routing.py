@@ -34,16 +34,19 @@ class RoutingCompileError(ValueError):
 
 
 def compile_routing(
-    raw: dict[str, Any], capabilities: dict[str, Capabilities] | list[str],
+    raw: dict[str, Any],
+    capabilities: dict[str, Capabilities] | list[str],
     running: RoutingEngine | None = None,
 ) -> RoutingEngine:
     """Decode, check and compile a `[routing]` table into an engine (from ``running`` with
     `with_config`, keeping its HealthBook, when given). Raises RoutingCompileError."""
     if not isinstance(raw, dict):
         raise RoutingCompileError("routing: the configuration must be a JSON object / TOML table")
-    caps = capabilities if isinstance(capabilities, dict) else {
-        n: Capabilities() for n in capabilities
-    }
+    caps = (
+        capabilities
+        if isinstance(capabilities, dict)
+        else {n: Capabilities() for n in capabilities}
+    )
     try:
         config = RoutingConfig.from_dict(raw)
         if running is not None:
@@ -70,7 +73,9 @@ def attributes_of(payment: PaymentRecord) -> PaymentAttributes:
 
 class Router:
     def __init__(
-        self, connectors: dict[str, Connector], raw: dict[str, Any] | list[str] | None = None,
+        self,
+        connectors: dict[str, Connector],
+        raw: dict[str, Any] | list[str] | None = None,
         version: int | None = None,
     ) -> None:
         self.connectors = connectors
@@ -79,7 +84,9 @@ class Router:
             raw = {"default_order": list(raw or [])}
         # (engine, raw config, version) swapped as one tuple: a reader never sees a mix.
         self._active: tuple[RoutingEngine, dict[str, Any], int | None] = (
-            compile_routing(raw, self.capabilities), raw, version,
+            compile_routing(raw, self.capabilities),
+            raw,
+            version,
         )
 
     @property
@@ -113,12 +120,18 @@ class Router:
         if pinned is not None:
             caps = self.capabilities.get(pinned)
             ok = caps is not None and caps.supports(
-                method="card", brand=payment.card_brand, currency=payment.currency,
+                method="card",
+                brand=payment.card_brand,
+                currency=payment.currency,
                 country=payment.billing_country,
             )
-            return RoutePlan(connectors=[pinned] if ok else [], rule="pinned", strategy="pinned",
-                             eligible=[pinned] if ok else [],
-                             excluded={} if ok else {pinned: "capability"})
+            return RoutePlan(
+                connectors=[pinned] if ok else [],
+                rule="pinned",
+                strategy="pinned",
+                eligible=[pinned] if ok else [],
+                excluded={} if ok else {pinned: "capability"},
+            )
         return self.engine.plan(attributes_of(payment), time.time())
 
     def record(self, plan: RoutePlan) -> dict[str, Any]:
@@ -133,10 +146,17 @@ class Router:
             out["excluded"] = plan.excluded
         if plan.estimates:
             out["estimates"] = [
-                {"connector": e.connector, "approval": round(e.approval, 4), "fee": e.fee,
-                 "expected_value": round(e.expected_value, 2), "samples": e.samples,
-                 "segment": e.segment, "breaker": e.breaker, "explored": e.explored,
-                 "probe": e.probe}
+                {
+                    "connector": e.connector,
+                    "approval": round(e.approval, 4),
+                    "fee": e.fee,
+                    "expected_value": round(e.expected_value, 2),
+                    "samples": e.samples,
+                    "segment": e.segment,
+                    "breaker": e.breaker,
+                    "explored": e.explored,
+                    "probe": e.probe,
+                }
                 for e in plan.estimates
             ]
         return out
@@ -158,8 +178,14 @@ class Router:
             return
         # Cascaded attempts (seq > 1) only see cards another PSP just declined: the engine keeps
         # them out of the approval estimates and feeds them to the breaker only.
-        self.engine.observe(attempt.connector, attributes_of(payment), outcome,
-                            attempt.latency_ms or 0.0, time.time(), attempt=attempt.seq)
+        self.engine.observe(
+            attempt.connector,
+            attributes_of(payment),
+            outcome,
+            attempt.latency_ms or 0.0,
+            time.time(),
+            attempt=attempt.seq,
+        )
 
     def breaker_states(self) -> dict[str, str]:
         return self.engine.breaker_states(time.time())

@@ -16,6 +16,7 @@ def encode_body(value: object) -> bytes:
     """A response body as JSON: the bytes sent, and the bytes an idempotent replay sends."""
     return _encoder.encode(value)
 
+
 Amount = Annotated[int, Meta(gt=0, le=MAX_AMOUNT_MINOR, description="integer, minor units")]
 Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$", description="ISO 4217 code, upper case")]
 Country = Annotated[str, Meta(pattern="^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]

@@ -78,14 +78,20 @@ def run(config: GatewayConfig, config_path: str | None = None) -> int:
     logs.configure(config.server.log_level)
     os.makedirs(os.path.dirname(config.storage.path) or ".", exist_ok=True)
     load_secrets(config.vault)  # create the key file once, before workers race to do it
-    print(f"paymux gateway on http://{config.server.host}:{config.server.port} "
-          f"({config.server.workers} worker(s))", file=sys.stderr, flush=True)
+    print(
+        f"paymux gateway on http://{config.server.host}:{config.server.port} "
+        f"({config.server.workers} worker(s))",
+        file=sys.stderr,
+        flush=True,
+    )
     if config.server.workers <= 1:
         _worker(config, config_path)
         return 0
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_worker, args=(config, config_path), daemon=False)
-             for _ in range(config.server.workers)]
+    procs = [
+        ctx.Process(target=_worker, args=(config, config_path), daemon=False)
+        for _ in range(config.server.workers)
+    ]
     for p in procs:
         p.start()
 

@@ -392,7 +392,11 @@ class Store(abc.ABC):
         raise NotImplementedError
 
     async def add_routing_version(
-        self, config: dict[str, Any], source: str, now: float, activate: bool = True,
+        self,
+        config: dict[str, Any],
+        source: str,
+        now: float,
+        activate: bool = True,
         unless_active_equals: bool = False,
     ) -> RoutingVersion:
         """Store a new version (made the active one if ``activate``). With

@@ -100,15 +100,43 @@ def _insert(conn: sqlite3.Connection, table: str, record: msgspec.Struct) -> Non
 # SQLite skips the indexes made only of them (attempts by time and connector, payments by
 # merchant and time) instead of rewriting their entries on every state change.
 _FIXED_AT_INSERT = {
-    "attempts": frozenset({
-        "id", "payment_id", "merchant_id", "seq", "connector", "reference", "amount", "currency",
-        "fee", "card_brand", "card_bin", "billing_country", "created_at",
-    }),
-    "payments": frozenset({
-        "id", "merchant_id", "amount", "currency", "capture_method", "token_id", "card_brand",
-        "card_bin", "card_last4", "card_exp_month", "card_exp_year", "billing_country",
-        "reference", "metadata", "routing", "created_at",
-    }),
+    "attempts": frozenset(
+        {
+            "id",
+            "payment_id",
+            "merchant_id",
+            "seq",
+            "connector",
+            "reference",
+            "amount",
+            "currency",
+            "fee",
+            "card_brand",
+            "card_bin",
+            "billing_country",
+            "created_at",
+        }
+    ),
+    "payments": frozenset(
+        {
+            "id",
+            "merchant_id",
+            "amount",
+            "currency",
+            "capture_method",
+            "token_id",
+            "card_brand",
+            "card_bin",
+            "card_last4",
+            "card_exp_month",
+            "card_exp_year",
+            "billing_country",
+            "reference",
+            "metadata",
+            "routing",
+            "created_at",
+        }
+    ),
 }
 
 
@@ -140,7 +168,8 @@ def _claim_idempotent(
     if cur.rowcount == 1:
         return IdempotencyState.NEW, None
     row = conn.execute(
-        "SELECT * FROM idempotency WHERE merchant_id = ? AND key = ?", (claim.merchant_id, claim.key)
+        "SELECT * FROM idempotency WHERE merchant_id = ? AND key = ?",
+        (claim.merchant_id, claim.key),
     ).fetchone()
     record = _from_row(IdempotencyRecord, row)
     return idempotency_state(record, claim.request_hash), record
@@ -405,9 +434,12 @@ class SqliteStore(Store):
 
     async def add_api_key(self, key: ApiKey) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT OR IGNORE INTO api_keys (id, merchant_id, key_hash, prefix, mode, "
-                         "created_at, revoked_at) VALUES (:id, :merchant_id, :key_hash, :prefix, "
-                         ":mode, :created_at, :revoked_at)", _to_row(key))
+            conn.execute(
+                "INSERT OR IGNORE INTO api_keys (id, merchant_id, key_hash, prefix, mode, "
+                "created_at, revoked_at) VALUES (:id, :merchant_id, :key_hash, :prefix, "
+                ":mode, :created_at, :revoked_at)",
+                _to_row(key),
+            )
 
         await self._write(op)
 
@@ -418,7 +450,9 @@ class SqliteStore(Store):
 
     async def list_api_keys(self, merchant_id: str) -> list[ApiKey]:
         return self._many(
-            ApiKey, "SELECT * FROM api_keys WHERE merchant_id = ? ORDER BY created_at", (merchant_id,)
+            ApiKey,
+            "SELECT * FROM api_keys WHERE merchant_id = ? ORDER BY created_at",
+            (merchant_id,),
         )
 
     # tokens
@@ -484,8 +518,9 @@ class SqliteStore(Store):
 
     async def forget_idempotent(self, merchant_id: str, key: str) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM idempotency WHERE merchant_id = ? AND key = ?",
-                         (merchant_id, key))
+            conn.execute(
+                "DELETE FROM idempotency WHERE merchant_id = ? AND key = ?", (merchant_id, key)
+            )
 
         await self._write(op)
 
@@ -621,11 +656,14 @@ class SqliteStore(Store):
 
     async def reserve_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
         def op(conn: sqlite3.Connection) -> PaymentRecord:
-            row = conn.execute("SELECT * FROM payments WHERE id = ?", (refund.payment_id,)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM payments WHERE id = ?", (refund.payment_id,)
+            ).fetchone()
             payment = _from_row(PaymentRecord, row)
             if payment.status != "succeeded":
                 raise Conflict(
-                    "payment_not_refundable", f"a payment in status {payment.status} has nothing to refund"
+                    "payment_not_refundable",
+                    f"a payment in status {payment.status} has nothing to refund",
                 )
             (reserved,) = conn.execute(
                 "SELECT COALESCE(SUM(amount), 0) FROM refunds "
@@ -657,7 +695,9 @@ class SqliteStore(Store):
                 (refunded, refund.updated_at, refund.payment_id),
             )
             _insert(conn, "events", event)
-            row = conn.execute("SELECT * FROM payments WHERE id = ?", (refund.payment_id,)).fetchone()
+            row = conn.execute(
+                "SELECT * FROM payments WHERE id = ?", (refund.payment_id,)
+            ).fetchone()
             return _from_row(PaymentRecord, row)
 
         return await self._write(op)
@@ -671,7 +711,9 @@ class SqliteStore(Store):
 
     async def list_refunds(self, payment_id: str) -> list[RefundRecord]:
         return self._many(
-            RefundRecord, "SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at", (payment_id,)
+            RefundRecord,
+            "SELECT * FROM refunds WHERE payment_id = ? ORDER BY created_at",
+            (payment_id,),
         )
 
     async def pending_refunds(self) -> list[RefundRecord]:
@@ -699,11 +741,17 @@ class SqliteStore(Store):
 
     async def active_routing_version_id(self) -> int | None:
         assert self._reader is not None, "store is not open"
-        row = self._reader.execute("SELECT version FROM routing_versions WHERE active = 1").fetchone()
+        row = self._reader.execute(
+            "SELECT version FROM routing_versions WHERE active = 1"
+        ).fetchone()
         return None if row is None else int(row[0])
 
     async def add_routing_version(
-        self, config: dict[str, Any], source: str, now: float, activate: bool = True,
+        self,
+        config: dict[str, Any],
+        source: str,
+        now: float,
+        activate: bool = True,
         unless_active_equals: bool = False,
     ) -> RoutingVersion:
         text = _json_encode(config, order="sorted").decode()
@@ -720,8 +768,13 @@ class SqliteStore(Store):
                 "VALUES (?, ?, ?, ?)",
                 (text, now, source, int(activate)),
             )
-            return RoutingVersion(version=int(cur.lastrowid or 0), config=config, created_at=now,
-                                  source=source, active=activate)
+            return RoutingVersion(
+                version=int(cur.lastrowid or 0),
+                config=config,
+                created_at=now,
+                source=source,
+                active=activate,
+            )
 
         return await self._write(op)
 
@@ -746,8 +799,11 @@ class SqliteStore(Store):
         def op(conn: sqlite3.Connection) -> None:
             row = _to_row(watch)
             conn.execute(
-                "INSERT OR REPLACE INTO reconcile_watch (" + ", ".join(row) + ") VALUES ("
-                + ", ".join(f":{c}" for c in row) + ")",
+                "INSERT OR REPLACE INTO reconcile_watch ("
+                + ", ".join(row)
+                + ") VALUES ("
+                + ", ".join(f":{c}" for c in row)
+                + ")",
                 row,
             )
 
@@ -777,15 +833,22 @@ class SqliteStore(Store):
             conn.execute(
                 "UPDATE reconcile_watch SET state = ?, checks = ?, next_check_at = ?, note = ?, "
                 "updated_at = ? WHERE attempt_id = ?",
-                (watch.state, watch.checks, watch.next_check_at, watch.note, watch.updated_at,
-                 watch.attempt_id),
+                (
+                    watch.state,
+                    watch.checks,
+                    watch.next_check_at,
+                    watch.note,
+                    watch.updated_at,
+                    watch.attempt_id,
+                ),
             )
 
         await self._write(op)
 
     async def list_watches(self, payment_id: str) -> list[ReconcileWatch]:
         return self._many(
-            ReconcileWatch, "SELECT * FROM reconcile_watch WHERE payment_id = ? ORDER BY created_at",
+            ReconcileWatch,
+            "SELECT * FROM reconcile_watch WHERE payment_id = ? ORDER BY created_at",
             (payment_id,),
         )
 
@@ -796,14 +859,20 @@ class SqliteStore(Store):
 
 
 def _routing_version(row: sqlite3.Row) -> RoutingVersion:
-    return RoutingVersion(version=row["version"], config=_json_decode(row["config"]),
-                          created_at=row["created_at"], source=row["source"],
-                          active=bool(row["active"]))
+    return RoutingVersion(
+        version=row["version"],
+        config=_json_decode(row["config"]),
+        created_at=row["created_at"],
+        source=row["source"],
+        active=bool(row["active"]),
+    )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                 "applied_at REAL NOT NULL)")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "applied_at REAL NOT NULL)"
+    )
     applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
     for version, statements in MIGRATIONS:
         if version in applied:
