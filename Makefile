@@ -48,6 +48,7 @@ bench: build-prod ## print the core benchmark (Rust vs pure-Python reference)
 lint: $(STAMP) ## ruff, mypy, cargo fmt --check, clippy
 	$(BIN)/ruff check python tests benchmarks loadtests
 	$(BIN)/ruff format --check python tests benchmarks loadtests
+	$(BIN)/python -m mypy python/paymux
 	cargo fmt --manifest-path rust_core/Cargo.toml --check
 	cargo clippy --manifest-path rust_core/Cargo.toml --features python -- -D warnings
 

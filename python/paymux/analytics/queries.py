@@ -435,7 +435,7 @@ def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         counts = found.setdefault((source, target), [0, 0])
         counts[0] += triggered
         counts[1] += approved or 0
-    paths = [
+    paths: list[dict[str, Any]] = [
         {
             "path": f"{source}->{target}",
             "from": source,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from paymux.connectors.base import ConnectorResult, RefundRequest, SyncRequest, VoidRequest
 from paymux.gateway.config import ReconcilerConfig
@@ -44,14 +44,14 @@ _HOLDS = (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED)
 _LATE_AUTH_MAX_INTERVAL_S = 3600.0
 
 
-def _event(payment: PaymentRecord, type_: str, **kw: object) -> EventRecord:
+def _event(payment: PaymentRecord, type_: str, **kw: Any) -> EventRecord:
     return EventRecord(
         payment_id=payment.id,
         merchant_id=payment.merchant_id,
         type=type_,
         created_at=time.time(),
         **kw,
-    )  # type: ignore[arg-type]
+    )
 
 
 class Reconciler:

@@ -114,7 +114,7 @@ class Admin:
         name, payment_id = request.match_info["psp"], request.match_info["id"]
         dialect = self.dialects.get(name)
         payment = self.sandbox.psps[name].payments.get(payment_id) if dialect else None
-        if payment is None:
+        if payment is None or dialect is None:
             return _bad("no such challenge", 404)
         if payment.status == "challenged":
             dialect.complete_challenge(payment, request.query.get("result") != "failed")

@@ -242,10 +242,9 @@ class AdyenApi(Dialect):
     def complete_challenge(self, payment: Payment, authenticated: bool) -> None:
         psp = self.psp
         if authenticated:
+            assert payment.card is not None  # a challenged payment was made with a card
             outcome, decline, source = psp.authorize_outcome(
-                payment.card,
-                payment.amount,
-                payment.currency,  # type: ignore[arg-type]
+                payment.card, payment.amount, payment.currency
             )
         else:
             outcome, decline, source = "declined", declines.NORMALIZED["generic_decline"]._replace(

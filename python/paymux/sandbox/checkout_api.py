@@ -258,6 +258,7 @@ class CheckoutApi(Dialect):
             codes.append("reference_invalid")
         if codes:
             raise CkoError(422, codes)
+        assert isinstance(currency, str)  # checked above
         card = self.card(params.get("source"))
         capture = params.get("capture", True) is not False
         decision = psp.decide(card, amount, currency)
@@ -309,10 +310,9 @@ class CheckoutApi(Dialect):
     def complete_challenge(self, payment: Payment, authenticated: bool) -> None:
         psp = self.psp
         if authenticated:
+            assert payment.card is not None  # a challenged payment was made with a card
             outcome, decline, source = psp.authorize_outcome(
-                payment.card,
-                payment.amount,
-                payment.currency,  # type: ignore[arg-type]
+                payment.card, payment.amount, payment.currency
             )
         else:
             from paymux.sandbox.declines import NORMALIZED

@@ -76,6 +76,16 @@ class Payment:
         "voided",
         "wire",
     )  # fmt: skip
+    # Set from the constructor's keywords by each wire format's handler.
+    id: str
+    psp: str
+    wire: str
+    status: str
+    amount: int
+    currency: str
+    auto_capture: bool
+    created: float
+    created_s: float
 
     def __init__(self, **kw: Any) -> None:
         self.authorized = self.captured = self.refunded = self.released = 0

@@ -89,6 +89,13 @@ class Dialect:
         return self.sandbox.psps[self.name]
 
     # Overridden per wire format.
+    def routes(self, mount: str) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    def complete_challenge(self, payment: Any, authenticated: bool) -> None:
+        """The 3DS page's verdict on a challenged payment: authorize it or fail it."""
+        raise NotImplementedError
+
     def authenticate(self, request: web.Request, psp: PspState) -> web.Response | None:
         raise NotImplementedError
 

@@ -126,7 +126,8 @@ BUILTIN_BEHAVIOUR = Behaviour(
 
 
 def default_scenario() -> Scenario:
-    return Scenario(psps={w: Psp(wire=w) for w in ("stripe", "adyen", "checkout")})  # type: ignore[arg-type]
+    wires: tuple[Wire, ...] = ("stripe", "adyen", "checkout")
+    return Scenario(psps={w: Psp(wire=w) for w in wires})
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -238,7 +239,7 @@ def latency_sampler(lat: Latency):
     return lambda u: math.exp(mu + sigma * inv(min(max(u, 1e-12), 1 - 1e-12)))
 
 
-def _inherit(base: msgspec.Struct, over: msgspec.Struct, cls: type) -> Any:
+def _inherit(base: msgspec.Struct, over: msgspec.Struct, cls: type[msgspec.Struct]) -> Any:
     fields = {f: getattr(base, f) for f in cls.__struct_fields__}
     for f in cls.__struct_fields__:
         value = getattr(over, f, None)

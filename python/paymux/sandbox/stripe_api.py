@@ -480,10 +480,9 @@ class StripeApi(Dialect):
         psp = self.psp
         payment.extra["next_action"] = None
         if authenticated:
+            assert payment.card is not None  # a challenged payment was made with a card
             outcome, decline, source = psp.authorize_outcome(
-                payment.card,
-                payment.amount,
-                payment.currency,  # type: ignore[arg-type]
+                payment.card, payment.amount, payment.currency
             )
         else:
             from paymux.sandbox.declines import NORMALIZED
