@@ -128,11 +128,11 @@ def attempt_finished(
         _child(PSP_LATENCY, connector, outcome).observe(latency_ms / 1000.0)
 
 
-def _rule_label(rule: str) -> str:
+def _rule_label(rule: str, merchant_id: str) -> str:
     """A merchant's own rule is named ``<merchant id>:<rule>``; no id goes in a label, so the
     label keeps only that it was a merchant rule, and which."""
-    merchant, sep, name = rule.partition(":")
-    return f"merchant:{name}" if sep and merchant else rule
+    prefix = f"{merchant_id}:"
+    return "merchant:" + rule[len(prefix) :] if rule.startswith(prefix) else rule
 
 
 def payment_finished(payment: Any, attempt: Any, event: str) -> None:
@@ -148,7 +148,7 @@ def payment_finished(payment: Any, attempt: Any, event: str) -> None:
     order = routing.get("order") or [""]
     _child(
         ROUTING,
-        _rule_label(str(routing.get("rule", ""))),
+        _rule_label(str(routing.get("rule", "")), payment.merchant_id),
         str(routing.get("strategy", "")),
         str(order[0]),
     ).inc()

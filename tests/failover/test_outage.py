@@ -64,11 +64,7 @@ async def test_outage_mid_burst_moves_traffic_and_the_breaker_recovers(gw):
 DYNAMIC_FAST_BREAKER = {
     "default": {"strategy": "dynamic", "connectors": ["stripe", "adyen", "checkout"]},
     "dynamic": {"exploration": 0.0, "seed": 1},
-    "health": {
-        "breaker_open_seconds": 0.5,
-        "breaker_max_open_seconds": 1.0,
-        "breaker_half_open_probes": 1,
-    },
+    "health": FAST_BREAKER["health"],
 }
 
 

@@ -156,7 +156,7 @@ async def test_sigkill_mid_burst_loses_no_answered_payment(tmp_path):
 
 async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(gateway):
     from paymux.gateway.http import SERVICE, STORE
-    from paymux.store.base import PaymentRecord
+    from paymux.store.base import IdempotencyClaim, PaymentRecord
 
     store, service = gateway.app[STORE], gateway.app[SERVICE]
     payment = PaymentRecord(
@@ -169,8 +169,10 @@ async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(ga
         created_at=1.0,
         updated_at=1.0,
     )
-    await store.begin_idempotent("m_alpha", "k-interrupted", "h", 1e12, 86400)
-    await store.create_payment(payment, None, [], "k-interrupted")
+    claim = IdempotencyClaim(
+        merchant_id="m_alpha", key="k-interrupted", request_hash="h", now=1e12, ttl_s=86400
+    )
+    await store.create_payment(payment, None, [], claim=claim)
     await service.recover()
     _, stored = await gateway.get(f"/v1/payments/{payment.id}")
     assert stored["status"] == "failed"

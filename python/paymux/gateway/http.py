@@ -5,13 +5,12 @@ Handlers stay thin: decode the body into a Struct, call the PaymentService, enco
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -44,7 +43,6 @@ HASH_KEY: web.AppKey[bytes] = web.AppKey("hash_key", bytes)
 KEY_CACHE: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("key_cache", dict)
 IDEMPOTENCY_TTL: web.AppKey[float] = web.AppKey("idempotency_ttl", float)
 MERCHANT_ID: web.RequestKey[str] = web.RequestKey("merchant_id", str)
-IDEMPOTENCY_KEY: web.RequestKey[str] = web.RequestKey("idempotency_key", str)
 IDEMPOTENCY_CLAIM: web.RequestKey[IdempotencyClaim] = web.RequestKey(
     "idempotency_claim", IdempotencyClaim
 )
@@ -190,30 +188,20 @@ def _request_hash(app: web.Application, request: web.Request, body: bytes) -> st
     return mac.hexdigest()
 
 
-_background: set[asyncio.Task[None]] = set()
-
-
-def _in_background(write: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.ensure_future(write)
-    _background.add(task)
-    task.add_done_callback(_background_done)
-
-
-def _background_done(task: asyncio.Task[None]) -> None:
-    _background.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        log("background_write_failed", logging.ERROR, error_type=type(task.exception()).__name__)
-
-
-def _idempotency_key(request: web.Request) -> str | None:
+async def _keyed(request: web.Request) -> tuple[str, str, str] | None:
+    """Authenticate; then the merchant, the request's Idempotency-Key and the request's keyed
+    hash, or None when it carries no key."""
+    merchant_id = await authenticate(request)
     key = request.headers.get("Idempotency-Key")
-    if key is not None and (not key or len(key) > _MAX_IDEMPOTENCY_KEY):
+    if key is None:
+        return None
+    if not key or len(key) > _MAX_IDEMPOTENCY_KEY:
         raise invalid(
             "idempotency_key_invalid",
             f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters",
             "Idempotency-Key",
         )
-    return key
+    return merchant_id, key, _request_hash(request.app, request, await request.read())
 
 
 def _answer_bound_key(state: IdempotencyState, record: IdempotencyRecord) -> web.Response:
@@ -253,12 +241,11 @@ def idempotent_in_transaction(handler: Handler) -> Handler:
     """
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        merchant_id = await authenticate(request)
-        key = _idempotency_key(request)
-        if key is None:
+        keyed = await _keyed(request)
+        if keyed is None:
             return await handler(request)
+        merchant_id, key, request_hash = keyed
         app = request.app
-        request_hash = _request_hash(app, request, await request.read())
         now = time.time()
         record = await app[STORE].get_idempotent(merchant_id, key, now, app[IDEMPOTENCY_TTL])
         if record is not None:
@@ -283,20 +270,17 @@ def idempotent(handler: Handler) -> Handler:
     handler runs and completed with whatever it answers (success or error)."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        merchant_id = await authenticate(request)
-        key = _idempotency_key(request)
-        if key is None:
+        keyed = await _keyed(request)
+        if keyed is None:
             return await handler(request)
-        app = request.app
-        store = app[STORE]
-        body = await request.read()
+        merchant_id, key, request_hash = keyed
+        store = request.app[STORE]
         state, record = await store.begin_idempotent(
-            merchant_id, key, _request_hash(app, request, body), time.time(), app[IDEMPOTENCY_TTL]
+            merchant_id, key, request_hash, time.time(), request.app[IDEMPOTENCY_TTL]
         )
         if state is not IdempotencyState.NEW:
             assert record is not None
             return _answer_bound_key(state, record)
-        request[IDEMPOTENCY_KEY] = key
         try:
             response = await handler(request)
         except ApiError as exc:
@@ -307,11 +291,7 @@ def idempotent(handler: Handler) -> Handler:
             await store.release_idempotent(merchant_id, key)
             raise
         assert isinstance(response, web.Response) and isinstance(response.body, bytes)
-        # Not awaited: the response need not wait for this commit. The store's writer runs jobs
-        # in order, so a retry with this key reaches the store after it and is replayed; should
-        # the process die before the commit, crash recovery completes the record from the
-        # payment's stored state on the next start.
-        _in_background(store.complete_idempotent(merchant_id, key, response.status, response.body))
+        await store.complete_idempotent(merchant_id, key, response.status, response.body)
         return response
 
     return wrapper

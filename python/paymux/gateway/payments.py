@@ -226,7 +226,6 @@ class PaymentService:
                     payment, "payment.created", now, to_status=payment.status, data=payment.routing
                 )
             ],
-            claim.key if claim is not None else None,
             first_attempt=first,
             claim=claim,
         )

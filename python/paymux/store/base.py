@@ -307,16 +307,15 @@ class Store(abc.ABC):
         payment: PaymentRecord,
         token: TokenRecord | None,
         events: list[EventRecord],
-        idempotency_key: str | None,
         first_attempt: tuple[AttemptRecord, EventRecord] | None = None,
         claim: IdempotencyClaim | None = None,
     ) -> None:
-        """Insert the payment (and the token it vaulted) and tie it to the idempotency key.
+        """Insert the payment (and the token it vaulted).
 
         ``first_attempt`` is started in the same transaction (as ``start_attempt`` would), and
-        ``claim`` claims ``idempotency_key`` in it first (as ``begin_idempotent`` would), raising
-        IdempotencyTaken, with nothing written, if the key is bound already: one commit before
-        the first PSP call instead of three."""
+        ``claim`` claims its Idempotency-Key for this payment in it first (as
+        ``begin_idempotent`` would), raising IdempotencyTaken, with nothing written, if the key
+        is bound already: one commit before the first PSP call instead of three."""
 
     @abc.abstractmethod
     async def start_attempt(self, attempt: AttemptRecord, event: EventRecord) -> None:

@@ -153,7 +153,7 @@ def _update(conn: sqlite3.Connection, table: str, record: msgspec.Struct, where:
 
 
 def _claim_idempotent(
-    conn: sqlite3.Connection, claim: IdempotencyClaim
+    conn: sqlite3.Connection, claim: IdempotencyClaim, payment_id: str | None = None
 ) -> tuple[IdempotencyState, IdempotencyRecord | None]:
     # An expired record no longer binds the key.
     conn.execute(
@@ -161,9 +161,9 @@ def _claim_idempotent(
         (claim.merchant_id, claim.key, claim.now - claim.ttl_s),
     )
     cur = conn.execute(
-        "INSERT OR IGNORE INTO idempotency (merchant_id, key, request_hash, status, created_at) "
-        "VALUES (?, ?, ?, 'in_progress', ?)",
-        (claim.merchant_id, claim.key, claim.request_hash, claim.now),
+        "INSERT OR IGNORE INTO idempotency (merchant_id, key, request_hash, status, created_at, "
+        "payment_id) VALUES (?, ?, ?, 'in_progress', ?, ?)",
+        (claim.merchant_id, claim.key, claim.request_hash, claim.now, payment_id),
     )
     if cur.rowcount == 1:
         return IdempotencyState.NEW, None
@@ -536,13 +536,12 @@ class SqliteStore(Store):
         payment: PaymentRecord,
         token: TokenRecord | None,
         events: list[EventRecord],
-        idempotency_key: str | None,
         first_attempt: tuple[AttemptRecord, EventRecord] | None = None,
         claim: IdempotencyClaim | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
             if claim is not None:
-                state, record = _claim_idempotent(conn, claim)
+                state, record = _claim_idempotent(conn, claim, payment.id)
                 if state is not IdempotencyState.NEW:
                     assert record is not None
                     raise IdempotencyTaken(state, record)  # nothing written yet
@@ -551,11 +550,6 @@ class SqliteStore(Store):
             _insert(conn, "payments", payment)
             for event in events:
                 _insert(conn, "events", event)
-            if idempotency_key is not None:
-                conn.execute(
-                    "UPDATE idempotency SET payment_id = ? WHERE merchant_id = ? AND key = ?",
-                    (payment.id, payment.merchant_id, idempotency_key),
-                )
             if first_attempt is not None:
                 _insert(conn, "attempts", first_attempt[0])
                 _insert(conn, "events", first_attempt[1])
