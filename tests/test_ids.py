@@ -2,7 +2,7 @@
 
 import os
 
-from paymux import ids
+from paymux.domain import ids
 
 
 def test_ids_are_unique_and_sort_by_creation():

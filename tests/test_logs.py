@@ -5,7 +5,7 @@ import io
 import logging
 
 import orjson
-from paymux import logs
+from paymux.observability import logs
 
 
 class CountingStream(io.StringIO):

@@ -1,6 +1,6 @@
 """Start the sandbox PSP and `paymux serve` as subprocesses on loopback, each in its own temp dir.
 
-The gateway's config is the embedded default (python/paymux/gateway/default.toml, demo merchant and
+The gateway's config is the embedded default (python/paymux/default.toml, demo merchant and
 key included) with the ports, the SQLite file and the vault key file moved into the temp dir.
 Used by benchmarks/bench_gateway.py, benchmarks/bench_proxy.py and loadtests/run.py.
 """
@@ -149,7 +149,7 @@ def demo_key() -> str:
 def _default_toml(tree: Path | None = None) -> str:
     if tree is not None:
         return (tree / "paymux" / "gateway" / "default.toml").read_text()
-    return files("paymux.gateway").joinpath("default.toml").read_text()
+    return files("paymux").joinpath("default.toml").read_text()
 
 
 STRIPE_FIRST = '[routing]\ndefault_order = ["stripe", "adyen", "checkout"]\n'

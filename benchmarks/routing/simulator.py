@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paymux.connectors.base import Capabilities
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 from paymux.failover.policy import AttemptContext, DefaultPolicy
-from paymux.outcomes import AttemptStatus, DeclineClass
 from paymux.routing import PaymentAttributes, RoutingConfig, RoutingEngine
 
 from .scenario import ISSUER_CLASSES, ISSUER_CODES, Scenario

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from paymux import metrics
+from paymux.observability import metrics
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.analytics.traffic import ADMIN_KEY, SCENARIO, drive

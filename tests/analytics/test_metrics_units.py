@@ -8,7 +8,7 @@ import sys
 import textwrap
 from typing import ClassVar
 
-from paymux import metrics
+from paymux.observability import metrics
 
 
 class RouterWithBreakers:
@@ -50,7 +50,7 @@ def test_connectors_without_breakers_or_with_a_failing_router_read_closed():
 def test_multiprocess_mode_sums_every_worker(tmp_path):
     script = textwrap.dedent("""
         import os
-        from paymux import metrics
+        from paymux.observability import metrics
         children = []
         for _ in range(2):
             pid = os.fork()

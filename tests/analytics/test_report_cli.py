@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from paymux import cli, report
+from paymux.cli import main as cli
+from paymux.cli import report
 
 OK = {"connector": "stripe", "status": "captured"}
 

@@ -12,7 +12,7 @@ from paymux.connectors.base import (
     VoidRequest,
     WebhookError,
 )
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 from .conftest import ADYEN_HMAC_KEY, API_KEY, CVC, PAN, Canned, authorize_request, make_config
 

@@ -21,7 +21,7 @@ from paymux.connectors.base import (
     VoidRequest,
 )
 from paymux.connectors.registry import create_connector
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 sandbox = pytest.importorskip("paymux.sandbox")
 from paymux.sandbox import DEFAULT_CREDENTIALS, build_app

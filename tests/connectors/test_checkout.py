@@ -12,7 +12,7 @@ from paymux.connectors.base import (
     WebhookError,
 )
 from paymux.connectors.checkout import sign_webhook
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 from .conftest import API_KEY, CVC, PAN, WEBHOOK_SECRET, Canned, authorize_request
 

@@ -17,7 +17,7 @@ from paymux.connectors.stripe import StripeConnector
 PLUGIN = '''
 """A third-party connector that approves everything, to prove discovery."""
 from paymux.connectors.base import Capabilities, Connector, ConnectorResult
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 
 class ExampleConnector(Connector):
@@ -162,7 +162,7 @@ def test_create_connector_explains_a_broken_or_missing_kind(plugin_path):
 
 
 def test_plugin_http_connector_uses_its_own_table(plugin_path):
-    from paymux.outcomes import DeclineClass
+    from paymux.domain.outcomes import DeclineClass
 
     conn = create_connector(ConnectorConfig(name="acme1", kind="acme", base_url="http://unused"))
     assert conn.table.version == "7"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from paymux.connectors.errors import DeclineTable, TableError, load_table, normalize_advice
 from paymux.connectors.scrub import scrub, scrub_detail
 from paymux.connectors.stripe import encode_form
-from paymux.outcomes import DeclineClass
+from paymux.domain.outcomes import DeclineClass
 
 PAN = "4242424242424242"
 AMEX = "378282246310005"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paymux.connectors.base import CaptureRequest, RefundRequest, SyncRequest, VoidRequest
 from paymux.connectors.stripe import encode_form, form_body
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 from .conftest import API_KEY, CVC, PAN, Canned, assert_no_card_data, authorize_request
 

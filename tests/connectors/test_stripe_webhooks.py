@@ -8,7 +8,7 @@ import orjson
 import pytest
 from paymux.connectors.base import WebhookError
 from paymux.connectors.stripe import sign_webhook
-from paymux.outcomes import AttemptStatus
+from paymux.domain.outcomes import AttemptStatus
 
 from .conftest import WEBHOOK_SECRET
 

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 from paymux.connectors.base import SyncRequest
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 from .conftest import (
     AUTHORIZE_PATH,

@@ -213,7 +213,7 @@ def test_demo_keeps_serving_the_dashboard_until_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_the_live_view_renders_payments_breakers_and_events() -> None:
-    from paymux import demo as demo_mod
+    from paymux.cli import demo as demo_mod
     from rich.console import Console
 
     args = argparse.Namespace(
@@ -282,7 +282,7 @@ def test_the_live_view_renders_payments_breakers_and_events() -> None:
 def test_run_default_generates_the_admin_key_once_and_keeps_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from paymux.gateway.embedded import admin_key_for, dashboard_url, default_config
+    from paymux.cli.embedded import admin_key_for, dashboard_url, default_config
 
     monkeypatch.delenv("PAYMUX_ADMIN_KEY", raising=False)
     config = default_config()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from paymux.gateway.app import RECONCILER
+from paymux.api.app import RECONCILER
 
 from tests.failover.helpers import (
     attempt_rows,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 from paymux.failover.policy import AttemptContext, DefaultPolicy
-from paymux.outcomes import AttemptStatus, DeclineClass
 
 
 def ctx(**kw) -> AttemptContext:

@@ -7,10 +7,10 @@ import asyncio
 import os
 
 import pytest
-from paymux.gateway.admin_routing import ROUTING_ADMIN
-from paymux.gateway.app import build_gateway
-from paymux.gateway.config import config_from_dict, load_config, load_secrets
-from paymux.gateway.http import SERVICE
+from paymux.api.admin_routing import ROUTING_ADMIN
+from paymux.api.app import build_gateway
+from paymux.api.http import SERVICE
+from paymux.config import config_from_dict, load_config, load_secrets
 
 from tests.failover.conftest import ADMIN_KEY
 from tests.failover.helpers import admin, events, eventually, payment_body

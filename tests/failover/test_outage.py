@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from paymux.gateway.http import SERVICE
+from paymux.api.http import SERVICE
 
 from tests.failover.helpers import events, eventually, payment_body, sandbox_outage
 

@@ -8,10 +8,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from paymux.api.app import POLICY_ERRORS
+from paymux.api.http import SERVICE
 from paymux.failover.policy import DefaultPolicy
 from paymux.failover.registry import load_policy
-from paymux.gateway.app import POLICY_ERRORS
-from paymux.gateway.http import SERVICE
 
 from tests.failover.helpers import events, payment_body, sandbox_patch
 from tests.failover.test_cascade import STRIPE_REFUSES_MASTERCARD

@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from paymux import logs
-from paymux.gateway.app import build_gateway, new_api_key_secret, register_api_key
-from paymux.gateway.config import config_from_dict, load_secrets
-from paymux.gateway.http import STORE
+from paymux.api.app import build_gateway, new_api_key_secret, register_api_key
+from paymux.api.http import STORE
+from paymux.config import config_from_dict, load_secrets
+from paymux.domain.records import Merchant
+from paymux.observability import logs
 from paymux.sandbox.app import build_app as build_sandbox
-from paymux.store.base import Merchant
 
 SANDBOX_KEYS = {
     "stripe": {"api_key": "sk_test_paymux_sandbox"},

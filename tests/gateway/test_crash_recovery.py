@@ -155,8 +155,8 @@ async def test_sigkill_mid_burst_loses_no_answered_payment(tmp_path):
 
 
 async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(gateway):
-    from paymux.gateway.http import SERVICE, STORE
-    from paymux.store.base import IdempotencyClaim, PaymentRecord
+    from paymux.api.http import SERVICE, STORE
+    from paymux.domain.records import IdempotencyClaim, PaymentRecord
 
     store, service = gateway.app[STORE], gateway.app[SERVICE]
     payment = PaymentRecord(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from paymux.config import ConfigError, config_from_dict
 from paymux.connectors.base import Capabilities
-from paymux.gateway.config import ConfigError, config_from_dict
-from paymux.gateway.routing import Router, RoutingCompileError
-from paymux.store.base import AttemptRecord, PaymentRecord
+from paymux.domain.records import AttemptRecord, PaymentRecord
+from paymux.routing.router import Router, RoutingCompileError
 
 
 class FakeConnector:

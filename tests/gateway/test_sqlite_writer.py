@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from paymux.store.base import Merchant
+from paymux.domain.records import Merchant
 from paymux.store.sqlite import SqliteStore, _connect
 
 

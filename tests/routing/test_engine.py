@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from paymux.connectors.base import Capabilities
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 from paymux.routing import (
     PaymentAttributes,
     RoutingConfig,

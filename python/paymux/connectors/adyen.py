@@ -52,7 +52,7 @@ from paymux.connectors.http import (
     as_str,
     json_object,
 )
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 API_VERSION = "v72"
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 
 class CardDetails:

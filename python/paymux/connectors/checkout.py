@@ -44,7 +44,7 @@ from paymux.connectors.http import (
     header,
     json_object,
 )
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 # Payment.status (details, and the POST /payments answer) -> paymux.
 _STATUS = {

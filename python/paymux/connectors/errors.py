@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from paymux.outcomes import DeclineClass
+from paymux.domain.outcomes import DeclineClass
 
 #: paymux's own codes for answers that never came or could not be read. All technical.
 TRANSPORT_CODES = frozenset(

@@ -23,7 +23,7 @@ import orjson
 from paymux.connectors.base import Connector, ConnectorConfig, ConnectorResult
 from paymux.connectors.errors import DeclineTable, load_table, load_table_file
 from paymux.connectors.scrub import scrub_detail
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 
 @dataclass(slots=True)

@@ -42,7 +42,7 @@ from paymux.connectors.http import (
     header,
     json_object,
 )
-from paymux.outcomes import AttemptStatus
+from paymux.domain.outcomes import AttemptStatus
 
 REFERENCE_KEY = "paymux_reference"
 WEBHOOK_TOLERANCE_S = 300

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
-from paymux.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 # Mastercard merchant advice codes that forbid any retry of this card (card-network rules).
 DO_NOT_RETRY_ADVICE = frozenset({"03", "21"})

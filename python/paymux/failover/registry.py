@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 
 from paymux.failover.policy import DefaultPolicy, FailoverPolicy
-from paymux.logs import log
+from paymux.observability.logs import log
 
 GROUP = "paymux.policies"
 

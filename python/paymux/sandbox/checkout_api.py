@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from paymux.money import CURRENCY_EXPONENTS
+from paymux.domain.money import CURRENCY_EXPONENTS
 from paymux.sandbox import cards
 from paymux.sandbox.engine import Decision, Payment, PspState, Sandbox
 from paymux.sandbox.http import Dialect, json_response

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from paymux.store.base import (
+from paymux.domain.records import (
     ApiKey,
     AttemptRecord,
     Conflict,
@@ -34,10 +34,10 @@ from paymux.store.base import (
     ReconcileWatch,
     RefundRecord,
     RoutingVersion,
-    Store,
     TokenRecord,
     idempotency_state,
 )
+from paymux.store.base import Store
 from paymux.store.migrations import MIGRATIONS
 
 T = TypeVar("T")

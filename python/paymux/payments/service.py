@@ -12,7 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from paymux import metrics
+from paymux.api import schemas
+from paymux.api.errors import ApiError, invalid, not_found
+from paymux.api.schemas import encode_body
+from paymux.config import GatewayConfig
 from paymux.connectors.base import (
     AuthorizeRequest,
     CaptureRequest,
@@ -24,19 +27,15 @@ from paymux.connectors.base import (
     VoidRequest,
 )
 from paymux.failover.policy import AttemptContext, FailoverPolicy
-from paymux.gateway import schemas
-from paymux.gateway.config import GatewayConfig
-from paymux.gateway.errors import ApiError, invalid, not_found
-from paymux.gateway.routing import Router
-from paymux.gateway.schemas import encode_body
+from paymux.observability import metrics
+from paymux.routing.router import Router
 
 if TYPE_CHECKING:
-    from paymux.gateway.reconciler import Reconciler
-from paymux.ids import new_id
-from paymux.logs import log
-from paymux.money import is_known_currency
-from paymux.outcomes import AttemptStatus, DeclineClass
-from paymux.store.base import (
+    from paymux.payments.reconciler import Reconciler
+from paymux.domain.ids import new_id
+from paymux.domain.money import is_known_currency
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.records import (
     AttemptRecord,
     Conflict,
     EventRecord,
@@ -46,9 +45,10 @@ from paymux.store.base import (
     PaymentRecord,
     PaymentStatus,
     RefundRecord,
-    Store,
     TokenRecord,
 )
+from paymux.observability.logs import log
+from paymux.store.base import Store
 
 TERMINAL = frozenset({PaymentStatus.FAILED, PaymentStatus.CANCELED})
 

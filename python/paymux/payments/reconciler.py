@@ -24,11 +24,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from paymux.config import ReconcilerConfig
 from paymux.connectors.base import ConnectorResult, RefundRequest, SyncRequest, VoidRequest
-from paymux.gateway.config import ReconcilerConfig
-from paymux.logs import log
-from paymux.outcomes import AttemptStatus
-from paymux.store.base import (
+from paymux.domain.outcomes import AttemptStatus
+from paymux.domain.records import (
     AttemptRecord,
     Conflict,
     EventRecord,
@@ -36,9 +35,10 @@ from paymux.store.base import (
     PaymentStatus,
     ReconcileWatch,
 )
+from paymux.observability.logs import log
 
 if TYPE_CHECKING:
-    from paymux.gateway.payments import PaymentService
+    from paymux.payments.service import PaymentService
 
 _HOLDS = (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED)
 _LATE_AUTH_MAX_INTERVAL_S = 3600.0

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paymux.analytics.params import parse_duration
 from paymux.analytics.queries import DIMENSIONS, AnalyticsQuery, run_report
-from paymux.gateway.config import ConfigError, load_config
-from paymux.money import exponent
+from paymux.api.analytics_params import parse_duration
+from paymux.config import ConfigError, load_config
+from paymux.domain.money import exponent
 
 SECTIONS = ("approvals", "declines", "failover", "latency", "fees")
 

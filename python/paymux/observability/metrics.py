@@ -29,7 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from paymux.logs import log
+from paymux.observability.logs import log
 
 # The `_created` series double the exposition and nothing here reads them.
 disable_created_metrics()

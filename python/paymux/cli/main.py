@@ -11,15 +11,15 @@ import sys
 
 # subcommand -> (module with `main(argv) -> int`, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("paymux.gateway.server", "run the gateway (aiohttp on uvloop)"),
+    "serve": ("paymux.api.server", "run the gateway (aiohttp on uvloop)"),
     "run-default": (
-        "paymux.gateway.embedded",
+        "paymux.cli.embedded",
         "run the sandbox and the gateway on the embedded default",
     ),
     "sandbox": ("paymux.sandbox.server", "run the PSP simulator (Stripe, Adyen, Checkout.com)"),
-    "keys": ("paymux.gateway.keys_cli", "create and list merchants' API keys"),
-    "report": ("paymux.report", "analytics across all PSPs as terminal tables"),
-    "demo": ("paymux.demo", "a minute of live traffic with a PSP outage, then the dashboard"),
+    "keys": ("paymux.cli.keys", "create and list merchants' API keys"),
+    "report": ("paymux.cli.report", "analytics across all PSPs as terminal tables"),
+    "demo": ("paymux.cli.demo", "a minute of live traffic with a PSP outage, then the dashboard"),
 }
 
 

@@ -31,14 +31,15 @@ import msgspec
 from aiohttp import web
 
 from paymux import _core
-from paymux.gateway.config import ReconcilerConfig
-from paymux.gateway.errors import ApiError, invalid
-from paymux.gateway.http import decode, json_response
-from paymux.gateway.routing import Router, RoutingCompileError
-from paymux.logs import log
-from paymux.money import is_known_currency
+from paymux.api.errors import ApiError, invalid
+from paymux.api.http import decode, json_response
+from paymux.config import ReconcilerConfig
+from paymux.domain.money import is_known_currency
+from paymux.domain.records import RoutingVersion
+from paymux.observability.logs import log
 from paymux.routing.engine import PaymentAttributes
-from paymux.store.base import RoutingVersion, Store
+from paymux.routing.router import Router, RoutingCompileError
+from paymux.store.base import Store
 
 ROUTING_ADMIN: web.AppKey[RoutingAdmin] = web.AppKey("routing_admin")
 

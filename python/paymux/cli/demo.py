@@ -38,7 +38,7 @@ from typing import Any
 
 APPROVED_ATTEMPT = {"authorized", "captured"}
 APPROVED_PAYMENT = {"succeeded", "requires_capture"}
-DEMO_SCENARIO = Path(__file__).resolve().parents[2] / "examples" / "scenarios" / "demo.toml"
+DEMO_SCENARIO = Path(__file__).resolve().parents[3] / "examples" / "scenarios" / "demo.toml"
 
 # (card number, country, currency, weight). Issuer countries come from the scenario's bin_countries.
 CARDS: list[tuple[str, str, str, float]] = [
@@ -964,8 +964,8 @@ async def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
-    from paymux import logs
-    from paymux.gateway.embedded import default_config, start_both, use_sandbox_port
+    from paymux.cli.embedded import default_config, start_both, use_sandbox_port
+    from paymux.observability import logs
     from paymux.sandbox import load_scenario
 
     # Piped (CI, logs): wide enough for the summary table instead of rich's 80 columns.

@@ -20,16 +20,16 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
-from paymux import logs
-from paymux.gateway.app import build_gateway
-from paymux.gateway.config import GatewayConfig, config_from_dict, load_secrets
+from paymux.api.app import build_gateway
+from paymux.config import GatewayConfig, config_from_dict, load_secrets
+from paymux.observability import logs
 from paymux.sandbox.app import build_app as build_sandbox
 from paymux.sandbox.scenario import Scenario
 
 
 def default_config() -> GatewayConfig:
-    """The embedded default configuration (python/paymux/gateway/default.toml)."""
-    text = files("paymux.gateway").joinpath("default.toml").read_text()
+    """The embedded default configuration (python/paymux/default.toml)."""
+    text = files("paymux").joinpath("default.toml").read_text()
     return config_from_dict(tomllib.loads(text))
 
 

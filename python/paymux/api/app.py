@@ -9,13 +9,9 @@ import time
 from aiohttp import web
 
 from paymux import _core
-from paymux.analytics.api import add_analytics_routes
-from paymux.connectors.registry import create_connector
-from paymux.dashboard import add_dashboard_routes
-from paymux.failover.registry import load_policy
-from paymux.gateway.admin_routing import RoutingAdmin, add_routing_admin_routes
-from paymux.gateway.config import GatewayConfig, Secrets
-from paymux.gateway.http import (
+from paymux.api.admin_routing import RoutingAdmin, add_routing_admin_routes
+from paymux.api.analytics import add_analytics_routes
+from paymux.api.http import (
     HASH_KEY,
     IDEMPOTENCY_TTL,
     KEY_CACHE,
@@ -24,12 +20,17 @@ from paymux.gateway.http import (
     add_routes,
     request_context,
 )
-from paymux.gateway.payments import PaymentService
-from paymux.gateway.reconciler import Reconciler
-from paymux.gateway.routing import Router
-from paymux.ids import new_id
-from paymux.logs import log
-from paymux.store.base import ApiKey, Merchant, Store
+from paymux.config import GatewayConfig, Secrets
+from paymux.connectors.registry import create_connector
+from paymux.dashboard import add_dashboard_routes
+from paymux.domain.ids import new_id
+from paymux.domain.records import ApiKey, Merchant
+from paymux.failover.registry import load_policy
+from paymux.observability.logs import log
+from paymux.payments.reconciler import Reconciler
+from paymux.payments.service import PaymentService
+from paymux.routing.router import Router
+from paymux.store.base import Store
 from paymux.store.sqlite import SqliteStore
 
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler", Reconciler)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 
 from paymux.analytics.queries import DIMENSIONS, AnalyticsQuery
-from paymux.gateway.errors import ApiError, invalid
+from paymux.api.errors import ApiError, invalid
 
 DEFAULT_RANGE_S = 24 * 3600.0
 MAX_BUCKETS = 10_000

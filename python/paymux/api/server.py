@@ -13,10 +13,10 @@ import sys
 import uvloop
 from aiohttp import web
 
-from paymux import logs
-from paymux.gateway.admin_routing import ROUTING_ADMIN
-from paymux.gateway.app import build_gateway
-from paymux.gateway.config import ConfigError, GatewayConfig, load_config, load_secrets
+from paymux.api.admin_routing import ROUTING_ADMIN
+from paymux.api.app import build_gateway
+from paymux.config import ConfigError, GatewayConfig, load_config, load_secrets
+from paymux.observability import logs
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -7,9 +7,9 @@ import asyncio
 import sys
 import time
 
-from paymux.gateway.app import new_api_key_secret, open_store, register_api_key
-from paymux.gateway.config import ConfigError, load_config
-from paymux.store.base import ApiKey, Merchant
+from paymux.api.app import new_api_key_secret, open_store, register_api_key
+from paymux.config import ConfigError, load_config
+from paymux.domain.records import ApiKey, Merchant
 
 
 async def create(config_path: str | None, merchant_id: str, mode: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from paymux.money import MAX_AMOUNT_MINOR
+from paymux.domain.money import MAX_AMOUNT_MINOR
 
 _encoder = msgspec.json.Encoder()
 

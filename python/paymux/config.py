@@ -106,7 +106,7 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
     payments: PaymentsConfig = msgspec.field(default_factory=PaymentsConfig)
     reconciler: ReconcilerConfig = msgspec.field(default_factory=ReconcilerConfig)
-    # The `[routing]` table as written: compiled by paymux.gateway.routing (the routing engine's
+    # The `[routing]` table as written: compiled by paymux.routing.router (the routing engine's
     # config, or the legacy `default_order` list); kept raw so that it can be stored per version
     # and hot-reloaded.
     routing: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -141,7 +141,7 @@ def config_from_dict(raw: dict[str, Any]) -> GatewayConfig:
     names = [c.name for c in config.connectors]
     if len(set(names)) != len(names):
         raise ConfigError("connector names must be unique")
-    from paymux.gateway.routing import RoutingCompileError, compile_routing
+    from paymux.routing.router import RoutingCompileError, compile_routing
 
     if names or config.routing:  # a config without connectors (keys CLI) routes nowhere
         try:

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from paymux import metrics
-from paymux.analytics.params import parse_query
 from paymux.analytics.queries import REPORTS, run_report
-from paymux.gateway.errors import ApiError, not_found
+from paymux.api.analytics_params import parse_query
+from paymux.api.errors import ApiError, not_found
+from paymux.observability import metrics
 
 ADMIN_API_KEY: web.AppKey[str] = web.AppKey("admin_api_key", str)
 ANALYTICS_DB: web.AppKey[str] = web.AppKey("analytics_db", str)
@@ -46,7 +46,7 @@ def authenticate_admin(request: web.Request) -> None:
 
 
 async def analytics(request: web.Request) -> web.StreamResponse:
-    from paymux.gateway.http import json_response
+    from paymux.api.http import json_response
 
     authenticate_admin(request)
     report = request.match_info["report"]

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 
 from paymux import __version__
-from paymux.gateway import schemas
-from paymux.gateway.errors import ErrorEnvelope
+from paymux.api import schemas
+from paymux.api.errors import ErrorEnvelope
 
 _TYPES: list[Any] = [
     schemas.CreatePayment,

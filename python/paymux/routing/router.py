@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from paymux.connectors.base import Capabilities, Connector
+from paymux.domain.records import AttemptRecord, PaymentRecord
 from paymux.routing import (
     PaymentAttributes,
     RoutePlan,
@@ -20,7 +21,6 @@ from paymux.routing import (
     RoutingEngine,
     outcome_for,
 )
-from paymux.store.base import AttemptRecord, PaymentRecord
 
 __all__ = ["RoutePlan", "Router", "RoutingCompileError", "attributes_of", "compile_routing"]
 

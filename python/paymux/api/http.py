@@ -17,23 +17,23 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from paymux import metrics
-from paymux.gateway import schemas
-from paymux.gateway.errors import ApiError, ErrorEnvelope, from_validation, invalid
-from paymux.gateway.payments import PaymentService
-from paymux.gateway.schemas import encode_body
-from paymux.ids import random_hex
-from paymux.logs import log, request_id_var
-from paymux.store.base import (
+from paymux.api import schemas
+from paymux.api.errors import ApiError, ErrorEnvelope, from_validation, invalid
+from paymux.api.schemas import encode_body
+from paymux.domain.ids import random_hex
+from paymux.domain.records import (
     IdempotencyClaim,
     IdempotencyRecord,
     IdempotencyState,
     IdempotencyTaken,
     PaymentFilter,
     PaymentStatus,
-    Store,
     idempotency_state,
 )
+from paymux.observability import metrics
+from paymux.observability.logs import log, request_id_var
+from paymux.payments.service import PaymentService
+from paymux.store.base import Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -403,7 +403,7 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
-    from paymux.gateway.openapi import openapi_document
+    from paymux.api.openapi import openapi_document
 
     return json_response(200, openapi_document())
 
