@@ -145,6 +145,18 @@ class SyncRequest(msgspec.Struct, frozen=True, kw_only=True):
     original: AuthorizeRequest | None = None
 
 
+class OperationSyncRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Find a capture, void or refund by paymux's own operation reference, for an answer that
+    never arrived (timeout, reset, 5xx, garbage, or a gateway that died mid-call)."""
+
+    operation: str  # "capture" | "void" | "refund"
+    reference: str  # the operation's reference, sent as its idempotency key (and PSP reference)
+    connector_reference: str  # the PSP's id of the payment the operation belongs to
+    amount: int  # the operation's amount
+    currency: str
+    operation_reference: str | None = None  # the PSP's id of the operation, if we learned it
+
+
 class ConnectorResult(msgspec.Struct, kw_only=True):
     """The normalized outcome of one PSP call."""
 
@@ -216,6 +228,25 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def sync(self, request: SyncRequest) -> ConnectorResult:
         """The attempt's current status at the PSP, or NOT_FOUND if it never got there."""
+
+    async def sync_operation(self, request: OperationSyncRequest) -> ConnectorResult:
+        """The PSP's word on one capture, void or refund, found by its reference:
+
+        - CAPTURED / VOIDED / REFUNDED: the PSP applied it (or accepted it for settlement);
+        - DECLINED: the PSP refused it, so nothing changed there;
+        - NOT_FOUND: the PSP has no such operation, so nothing happened;
+        - PENDING, or FAILED with ``ambiguous``: it cannot tell yet; ask again later.
+
+        A connector without a way to look operations up keeps the default: always "cannot
+        tell", so the operation stays in flight for the reconciler and a person, never failed.
+        """
+        return ConnectorResult(
+            status=AttemptStatus.FAILED,
+            normalized_code="sync_unsupported",
+            decline_class=DeclineClass.TECHNICAL,
+            ambiguous=True,
+            detail=f"{self.kind} cannot look up a {request.operation} by reference",
+        )
 
     @abc.abstractmethod
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]: ...

@@ -13,6 +13,8 @@ class PaymentStatus(enum.StrEnum):
     PROCESSING = "processing"
     REQUIRES_ACTION = "requires_action"
     REQUIRES_CAPTURE = "requires_capture"
+    CAPTURING = "capturing"  # a capture is at the PSP, its answer not yet known
+    CANCELING = "canceling"  # a void is at the PSP, its answer not yet known
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
@@ -119,6 +121,29 @@ class RefundRecord(msgspec.Struct, kw_only=True):
     updated_at: float = 0.0
 
 
+class OperationRecord(msgspec.Struct, kw_only=True):
+    """A capture or a void of a payment: persisted before its PSP call, with its own reference
+    (the PSP's idempotency key), so that a crash or an ambiguous answer is resolved by asking the
+    PSP about that reference. (Refunds are operations too; they keep their own table.)"""
+
+    id: str
+    payment_id: str
+    merchant_id: str
+    kind: str  # capture, void
+    amount: int
+    currency: str
+    connector: str
+    reference: str  # sent to the PSP as the idempotency key of this operation
+    status: str  # pending (at the PSP, answer unknown), succeeded, failed
+    connector_reference: str | None = None  # the PSP's id of the operation, when it has one
+    raw_code: str | None = None
+    normalized_code: str | None = None
+    ambiguous: bool = False
+    checks: int = 0  # syncs made so far
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
 class EventRecord(msgspec.Struct, kw_only=True):
     payment_id: str
     merchant_id: str
@@ -126,6 +151,7 @@ class EventRecord(msgspec.Struct, kw_only=True):
     from_status: str | None = None
     to_status: str | None = None
     attempt_id: str | None = None
+    operation_id: str | None = None  # the capture, void or refund that caused it
     data: dict[str, Any] = msgspec.field(default_factory=dict)
     created_at: float = 0.0
     id: int | None = None
