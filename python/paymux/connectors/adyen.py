@@ -19,6 +19,21 @@ request, which the caller passes in ``SyncRequest.original`` while it still hold
 ``sync`` answers PENDING (wait for the AUTHORISATION webhook). When
 ``extra["lookup_path"]`` is configured (the paymux sandbox's test-only
 ``GET /v72/_sandbox/payments?reference=``, which does not exist at Adyen) sync uses it instead.
+
+Sync of a capture, void or refund (``sync_operation``): Adyen has no lookup for modifications
+either, so it re-sends the identical modification (same path, same body bytes, same
+``Idempotency-Key`` = the operation's reference) and maps the answer exactly as the first call's.
+Re-sending is safe because of the idempotency key: Adyen keeps the answer of a request under its
+key and replays it for a retry with the same key and body, so a modification Adyen did process
+is not processed again, and the replayed ``received`` says it was accepted. A modification Adyen
+never processed (the first request never arrived, or failed before Adyen's idempotency layer
+kept it) is processed now, which is what the client asked for in the first place. Either way
+exactly one modification exists for the reference. ``received`` is reported as the operation's
+done state (Adyen accepted it for settlement; the CAPTURE / CANCELLATION / REFUND webhook is the
+final word); Adyen refusing the modification (a 4xx validation error such as "cannot be
+captured") is DECLINED; anything else (5xx, garbage, timeout, an idempotency conflict because the
+first request is still being processed) cannot tell yet. Adyen keeps idempotency keys for at least
+7 days; a sync later than that would be processed as a new modification.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ from paymux.connectors.base import (
     Capabilities,
     CaptureRequest,
     ConnectorResult,
+    OperationSyncRequest,
     RefundRequest,
     SyncRequest,
     VoidRequest,
@@ -50,11 +66,16 @@ from paymux.connectors.http import (
     as_dict,
     as_int,
     as_str,
-    json_object,
+    cannot_tell,
+    classify_status,
+    unknown_operation,
 )
 from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 API_VERSION = "v72"
+
+#: paymux's operation -> the Checkout API's modification path segment.
+_MODIFICATION_PATH = {"capture": "captures", "void": "cancels", "refund": "refunds"}
 
 _PENDING_CODES = frozenset(
     {
@@ -154,25 +175,51 @@ class AdyenConnector(HttpConnector):
         )
         return self._payment_result(reply, capture=request.capture, operation="authorize")
 
+    def _modification_body(
+        self, operation: str, reference: str, amount: int, currency: str
+    ) -> dict[str, Any]:
+        """The body of a capture / cancel / refund. ``sync_operation`` rebuilds it from the same
+        inputs, so it must stay a pure function of them: Adyen replays an idempotent answer only
+        for the identical body."""
+        body: dict[str, Any] = {"merchantAccount": self._merchant_account}
+        if operation != "void":
+            body["amount"] = {"value": amount, "currency": currency.upper()}
+        body["reference"] = reference
+        return body
+
     async def capture(self, request: CaptureRequest) -> ConnectorResult:
-        body = {
-            "merchantAccount": self._merchant_account,
-            "amount": {"value": request.amount, "currency": request.currency.upper()},
-            "reference": request.reference,
-        }
+        body = self._modification_body(
+            "capture", request.reference, request.amount, request.currency
+        )
         return await self._modify(request.connector_reference, "captures", body, request.reference)
 
     async def void(self, request: VoidRequest) -> ConnectorResult:
-        body = {"merchantAccount": self._merchant_account, "reference": request.reference}
+        body = self._modification_body("void", request.reference, request.amount, request.currency)
         return await self._modify(request.connector_reference, "cancels", body, request.reference)
 
     async def refund(self, request: RefundRequest) -> ConnectorResult:
-        body = {
-            "merchantAccount": self._merchant_account,
-            "amount": {"value": request.amount, "currency": request.currency.upper()},
-            "reference": request.reference,
-        }
+        body = self._modification_body(
+            "refund", request.reference, request.amount, request.currency
+        )
         return await self._modify(request.connector_reference, "refunds", body, request.reference)
+
+    async def sync_operation(self, request: OperationSyncRequest) -> ConnectorResult:
+        """Re-send the identical modification with the same Idempotency-Key (see the module
+        docstring for why that is safe) and read its answer as the first call's."""
+        unknown = unknown_operation(request)
+        if unknown is not None:
+            return unknown
+        body = self._modification_body(
+            request.operation, request.reference, request.amount, request.currency
+        )
+        result = await self._modify(
+            request.connector_reference,
+            _MODIFICATION_PATH[request.operation],
+            body,
+            request.reference,
+            sync=True,
+        )
+        return cannot_tell(result)
 
     async def sync(self, request: SyncRequest) -> ConnectorResult:
         lookup = self.config.extra.get("lookup_path")
@@ -194,15 +241,12 @@ class AdyenConnector(HttpConnector):
     async def _lookup(self, path: str, request: SyncRequest) -> ConnectorResult:
         """The sandbox's test-only ``GET .../_sandbox/payments?reference=`` (not an Adyen API)."""
         reply = await self._request("GET", path, params={"reference": request.reference})
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation="sync")
-        doc = json_object(reply)
-        if doc is None or reply.status >= 500:
-            return self._unreadable(reply, operation="sync")
+        got = self._read(reply, operation="sync", empty_ok=(404,))
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, doc = got
         if reply.status == 404:
-            return ConnectorResult(
-                status=AttemptStatus.NOT_FOUND, http_status=404, latency_ms=reply.latency_ms
-            )
+            return self._not_found(reply)
         if reply.status >= 400:
             return self._service_error(reply, doc, operation="sync")
         payments = doc.get("payments")
@@ -214,11 +258,7 @@ class AdyenConnector(HttpConnector):
                 p for p in payments if p.get("pspReference") == request.connector_reference
             ] or payments
         if not payments:
-            return ConnectorResult(
-                status=AttemptStatus.NOT_FOUND,
-                http_status=reply.status,
-                latency_ms=reply.latency_ms,
-            )
+            return self._not_found(reply)
         holds = ("authorized", "captured")
         payments.sort(key=lambda p: p.get("status") in holds, reverse=True)
         item = payments[0]
@@ -308,18 +348,23 @@ class AdyenConnector(HttpConnector):
         )
 
     async def _modify(
-        self, psp_reference: str, action: str, body: dict[str, Any], key: str
+        self, psp_reference: str, action: str, body: dict[str, Any], key: str, sync: bool = False
     ) -> ConnectorResult:
         operation = {"captures": "capture", "cancels": "void", "refunds": "refund"}[action]
+        if sync:
+            operation = f"sync_{operation}"
         path = f"/{API_VERSION}/payments/{quote(psp_reference, safe='')}/{action}"
-        reply = await self._post(path, body, key)
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation=operation)
-        doc = json_object(reply)
-        if doc is None or reply.status >= 500:
-            return self._unreadable(reply, operation=operation)
+        got = self._read(await self._post(path, body, key), operation=operation)
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, doc = got
         if reply.status >= 400:
-            return self._service_error(reply, doc, operation=operation)
+            result = self._service_error(reply, doc, operation=operation)
+            if sync and classify_status(reply.status) is None and not result.ambiguous:
+                # The re-sent modification was refused on its merits (a 4xx validation error):
+                # Adyen did not apply it, and will not.
+                result.status = AttemptStatus.DECLINED
+            return result
         status = as_str(doc.get("status"))
         if status != "received":
             # Not an explicit success or failure: pending, never a failure.
@@ -350,11 +395,10 @@ class AdyenConnector(HttpConnector):
     def _payment_result(
         self, reply: Reply | TransportFailure, *, capture: bool, operation: str
     ) -> ConnectorResult:
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation=operation)
-        doc = json_object(reply)
-        if doc is None or reply.status >= 500:
-            return self._unreadable(reply, operation=operation)
+        got = self._read(reply, operation=operation)
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, doc = got
         if reply.status >= 400:
             return self._service_error(reply, doc, operation=operation)
         return self._parse_payment(reply, doc, capture=capture, operation=operation)
@@ -412,17 +456,18 @@ class AdyenConnector(HttpConnector):
         raw = as_str(doc.get("errorCode"))
         message = as_str(doc.get("message"))
         psp = as_str(doc.get("pspReference"))
+        failure = self._status_failure(
+            reply, operation=operation, raw_code=raw, raw_message=message, connector_reference=psp
+        )
+        if failure is not None:
+            return failure
         code, cls = self.table.error(raw)
-        if reply.status in (401, 403):
-            code, cls = "authentication_failed", DeclineClass.TECHNICAL
-        elif reply.status == 429:
-            code, cls = "rate_limited", DeclineClass.TECHNICAL
         if cls is not DeclineClass.TECHNICAL:
             return self._declined(
                 reply, raw, raw_message=message, connector_reference=psp, error=True
             )
         # 704: a request with this Idempotency-Key is already being processed: it reached Adyen.
-        ambiguous = reply.status == 409 or code == "idempotency_conflict"
+        ambiguous = code == "idempotency_conflict"
         return self._technical(
             reply,
             code,

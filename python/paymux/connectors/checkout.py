@@ -10,6 +10,15 @@ block, 5xxxx a technical failure; unlisted codes fall back by those prefixes (ta
 A 202 on a capture, void or refund means accepted for processing: paymux reports the requested
 state (CAPTURED, VOIDED, REFUNDED) with ``raw_code="accepted"``; a later ``payment_capture_declined``
 / ``payment_refund_declined`` webhook is the correction.
+
+Every capture, void and refund sends paymux's operation reference as ``reference`` (and as the
+``Cko-Idempotency-Key``); Checkout.com keeps it on the payment's action, so ``sync_operation``
+reads ``GET /payments/{id}/actions`` and looks for the action of that type with our reference:
+``approved: true`` is applied, ``approved: false`` refused, no such action not found.
+
+At the action endpoints Checkout.com documents 403 as "Capture / Void / Refund not allowed" (the
+payment is in the wrong state), not as an authentication failure (that is a 401): there, and
+only there, a 403 is the PSP error ``action_not_allowed`` from the decline table.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from paymux.connectors.base import (
     Capabilities,
     CaptureRequest,
     ConnectorResult,
+    OperationSyncRequest,
     RefundRequest,
     SyncRequest,
     VoidRequest,
@@ -34,6 +44,7 @@ from paymux.connectors.base import (
     WebhookEvent,
 )
 from paymux.connectors.http import (
+    OPERATION_DONE,
     HttpConnector,
     Reply,
     TransportFailure,
@@ -41,8 +52,9 @@ from paymux.connectors.http import (
     as_int,
     as_list,
     as_str,
+    cannot_tell,
     header,
-    json_object,
+    unknown_operation,
 )
 from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
@@ -62,6 +74,11 @@ _STATUS = {
     "Pending": AttemptStatus.PENDING,
     "Retry Scheduled": AttemptStatus.PENDING,
 }
+
+#: paymux's operation -> the type of the payment action Checkout.com records for it.
+_ACTION_TYPE = {"capture": "Capture", "void": "Void", "refund": "Refund"}
+#: Statuses at which Checkout.com answers with an empty body.
+_EMPTY_OK = (202, 204, 401, 403, 404)
 
 _WEBHOOK_STATUS = {
     "payment_approved": AttemptStatus.AUTHORIZED,
@@ -155,18 +172,17 @@ class CheckoutConnector(HttpConnector):
                 "GET", f"/payments/{quote(request.connector_reference, safe='')}"
             )
             if isinstance(reply, Reply) and reply.status == 404:
-                return _not_found(reply)
+                return self._not_found(reply)
             return self._payment_result(reply, capture=capture, operation="sync")
         reply = await self._request(
             "GET", "/payments", params={"reference": request.reference, "limit": "10"}
         )
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation="sync")
-        doc = json_object(reply)
+        got = self._read(reply, operation="sync", empty_ok=_EMPTY_OK)
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, doc = got
         if reply.status == 404:
-            return _not_found(reply)
-        if doc is None or reply.status >= 500:
-            return self._unreadable(reply, operation="sync")
+            return self._not_found(reply)
         if reply.status >= 400:
             return self._api_error(reply, doc, operation="sync")
         data = doc.get("data")
@@ -178,7 +194,7 @@ class CheckoutConnector(HttpConnector):
             if isinstance(p, dict) and p.get("reference") in (None, request.reference)
         ]
         if not payments:
-            return _not_found(reply)
+            return self._not_found(reply)
         # One payment per reference (the reference is also the idempotency key); if ever more,
         # prefer the one that holds funds.
         payments.sort(
@@ -189,6 +205,68 @@ class CheckoutConnector(HttpConnector):
             reverse=True,
         )
         return self._from_payment(reply, payments[0], capture=capture)
+
+    async def sync_operation(self, request: OperationSyncRequest) -> ConnectorResult:
+        """The payment's action of the operation's type whose ``reference`` is ours."""
+        unknown = unknown_operation(request)
+        if unknown is not None:
+            return unknown
+        return cannot_tell(await self._sync_action(request))
+
+    async def _sync_action(self, request: OperationSyncRequest) -> ConnectorResult:
+        operation = f"sync_{request.operation}"
+        path = f"/payments/{quote(request.connector_reference, safe='')}/actions"
+        # The actions are a JSON list; an error answer is an object (or empty).
+        got = self._read(
+            await self._request("GET", path),
+            operation=operation,
+            shape=(list, dict),
+            empty_ok=_EMPTY_OK,
+        )
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, actions = got
+        if reply.status == 404:  # no such payment: no such operation either
+            return self._not_found(reply)
+        if reply.status >= 400:
+            return self._api_error(reply, as_dict(actions), operation=operation)
+        if not isinstance(actions, list) or reply.status >= 300:
+            return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)
+        kind = _ACTION_TYPE[request.operation]
+        ours = [
+            a
+            for a in actions
+            if isinstance(a, dict)
+            and a.get("type") == kind
+            and a.get("reference") == request.reference
+        ]
+        if not ours:
+            return self._not_found(reply)
+        # One action per reference (it is also the idempotency key); should there ever be more,
+        # report the approved one.
+        ours.sort(key=lambda a: a.get("approved") is True, reverse=True)
+        action = ours[0]
+        approved = action.get("approved")
+        action_id = as_str(action.get("id"))
+        payment_id = request.connector_reference
+        reference = action_id if request.operation == "refund" and action_id else payment_id
+        if approved is False:
+            return self._declined(
+                reply,
+                as_str(action.get("response_code")) or "action_declined",
+                raw_message=as_str(action.get("response_summary")),
+                connector_reference=reference,
+                amount=as_int(action.get("amount")),
+            )
+        return ConnectorResult(
+            status=OPERATION_DONE[request.operation] if approved is True else AttemptStatus.PENDING,
+            connector_reference=reference,
+            amount=as_int(action.get("amount")),
+            raw_code=as_str(action.get("response_code")) or ("approved" if approved else None),
+            raw_message=as_str(action.get("response_summary")),
+            http_status=reply.status,
+            latency_ms=reply.latency_ms,
+        )
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -233,14 +311,12 @@ class CheckoutConnector(HttpConnector):
     ) -> ConnectorResult:
         operation = {"captures": "capture", "voids": "void", "refunds": "refund"}[action]
         reply = await self._post(f"/payments/{quote(payment_id, safe='')}/{action}", body, key)
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation=operation)
-        doc = json_object(reply)
-        if reply.status >= 500 or (doc is None and reply.status not in (202, 204, 403, 404, 401)):
-            return self._unreadable(reply, operation=operation)
+        got = self._read(reply, operation=operation, empty_ok=_EMPTY_OK)
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, doc = got
         if reply.status >= 400:
-            return self._api_error(reply, doc or {}, operation=operation)
-        doc = doc or {}
+            return self._api_error(reply, doc, operation=operation)
         requested = {
             "captures": AttemptStatus.CAPTURED,
             "voids": AttemptStatus.VOIDED,
@@ -260,11 +336,10 @@ class CheckoutConnector(HttpConnector):
     def _payment_result(
         self, reply: Reply | TransportFailure, *, capture: bool, operation: str
     ) -> ConnectorResult:
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation=operation)
-        doc = json_object(reply)
-        if doc is None or reply.status >= 500:
-            return self._unreadable(reply, operation=operation)
+        got = self._read(reply, operation=operation, empty_ok=(401, 403, 404))
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, doc = got
         if reply.status >= 400:
             return self._api_error(reply, doc, operation=operation)
         if "status" not in doc and "approved" not in doc:
@@ -316,37 +391,19 @@ class CheckoutConnector(HttpConnector):
         codes = as_list(doc.get("error_codes"))
         raw = as_str(codes[0]) if codes else as_str(doc.get("error_type"))
         message = ", ".join(str(c) for c in codes) or as_str(doc.get("error_type"))
-        if reply.status == 401:
-            return self._technical(
-                reply,
-                "authentication_failed",
-                operation=operation,
-                ambiguous=False,
-                raw_code=raw or "401",
+        if reply.status == 403 and operation in _ACTION_TYPE:
+            # Checkout.com's "Capture / Void / Refund not allowed" (see the module docstring).
+            raw = raw or "action_not_allowed"
+        elif reply.status == 404:
+            if operation.startswith("sync"):
+                return self._not_found(reply)
+            raw = raw or "payment_not_found"
+        else:
+            failure = self._status_failure(
+                reply, operation=operation, raw_code=raw or str(reply.status), raw_message=message
             )
-        if reply.status == 403:  # e.g. "capture not allowed" on a payment in the wrong state
-            return self._technical(
-                reply,
-                "invalid_state",
-                operation=operation,
-                ambiguous=False,
-                raw_code=raw or "403",
-                raw_message=message,
-            )
-        if reply.status == 404:
-            if operation == "sync":
-                return _not_found(reply)
-            return self._technical(
-                reply, "not_found", operation=operation, ambiguous=False, raw_code=raw or "404"
-            )
-        if reply.status == 429:
-            return self._technical(
-                reply, "rate_limited", operation=operation, ambiguous=False, raw_code=raw
-            )
-        if reply.status == 409:
-            return self._technical(
-                reply, "idempotency_conflict", operation=operation, ambiguous=True, raw_code=raw
-            )
+            if failure is not None:
+                return failure
         code, cls = self.table.error(raw)
         if cls is not DeclineClass.TECHNICAL:
             return self._declined(reply, raw, raw_message=message, error=True)
@@ -358,12 +415,6 @@ class CheckoutConnector(HttpConnector):
             raw_code=raw or str(reply.status),
             raw_message=message,
         )
-
-
-def _not_found(reply: Reply) -> ConnectorResult:
-    return ConnectorResult(
-        status=AttemptStatus.NOT_FOUND, http_status=reply.status, latency_ms=reply.latency_ms
-    )
 
 
 def sign_webhook(body: bytes, secret: str) -> str:

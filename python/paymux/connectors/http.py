@@ -5,6 +5,12 @@ Ambiguity is decided by whether the request started going out on an established 
 before that point the PSP surely never saw it (connection refused, DNS, connect timeout, waiting
 for a pooled connection); after it, the PSP may have acted on it (read timeout, reset, truncated
 body).
+
+Every built-in connector turns a reply into a result the same way: ``HttpConnector._read`` is the
+one prologue (transport failure, 5xx, unreadable body -> a technical result; otherwise the decoded
+body for the PSP-specific parser), and ``classify_status`` / ``classify_unreadable`` are the one
+place an HTTP status gets paymux's meaning. What stays in each connector is only what is
+particular to its PSP: decline tables, PSP error codes, status fields.
 """
 
 from __future__ import annotations
@@ -13,14 +19,19 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 import aiohttp
 import orjson
 
-from paymux.connectors.base import Connector, ConnectorConfig, ConnectorResult
+from paymux.connectors.base import (
+    Connector,
+    ConnectorConfig,
+    ConnectorResult,
+    OperationSyncRequest,
+)
 from paymux.connectors.errors import DeclineTable, load_table, load_table_file
 from paymux.connectors.scrub import scrub_detail
 from paymux.domain.outcomes import AttemptStatus, DeclineClass
@@ -53,6 +64,68 @@ class TransportFailure:
     ambiguous: bool
     detail: str
     latency_ms: float
+
+
+def classify_status(status: int) -> tuple[str, bool] | None:
+    """paymux's code and ``ambiguous`` flag for a status that fails the call whatever the body
+    says, or None when the body decides (2xx, and 4xx answers the PSP explains in its body).
+
+    - 5xx: ``psp_server_error``, ambiguous: the PSP (or a proxy in front of it) may have acted.
+    - 401 / 403: ``authentication_failed``, not ambiguous: the PSP refused to look at the request.
+    - 429: ``rate_limited``, not ambiguous: refused before processing.
+    - 409: ``idempotency_conflict``, ambiguous: a request with this key reached the PSP (it is in
+      flight, or was made with other parameters).
+    """
+    if status >= 500:
+        return "psp_server_error", True
+    if status in (401, 403):
+        return "authentication_failed", False
+    if status == 429:
+        return "rate_limited", False
+    if status == 409:
+        return "idempotency_conflict", True
+    return None
+
+
+def classify_unreadable(status: int) -> tuple[str, bool]:
+    """The code and ``ambiguous`` flag for an answer whose body cannot be used (HTML, truncated or
+    empty JSON, JSON of the wrong shape): the status decides when it can (``classify_status``);
+    an unreadable 2xx or 3xx may be a success we cannot see, so it is ambiguous; a 4xx refused
+    the request, so it is not."""
+    fixed = classify_status(status)
+    if fixed is not None:
+        return fixed
+    return "invalid_response", not 400 <= status < 500
+
+
+def cannot_tell(result: ConnectorResult) -> ConnectorResult:
+    """A ``sync_operation`` answer: a lookup that failed (whatever the reason, even an
+    authentication error or a refused connection) says nothing about the operation, so every
+    FAILED result is "cannot tell yet" (``ambiguous``), never a verdict."""
+    if result.status is AttemptStatus.FAILED:
+        result.ambiguous = True
+    return result
+
+
+#: The operations ``sync_operation`` knows, and the status an applied one has.
+OPERATION_DONE = {
+    "capture": AttemptStatus.CAPTURED,
+    "void": AttemptStatus.VOIDED,
+    "refund": AttemptStatus.REFUNDED,
+}
+
+
+def unknown_operation(request: OperationSyncRequest) -> ConnectorResult | None:
+    """A FAILED/ambiguous result for an operation name ``sync_operation`` does not know."""
+    if request.operation in OPERATION_DONE:
+        return None
+    return ConnectorResult(
+        status=AttemptStatus.FAILED,
+        normalized_code="unsupported_operation",
+        decline_class=DeclineClass.TECHNICAL,
+        ambiguous=True,
+        detail=f"no lookup for operation {request.operation!r}",
+    )
 
 
 # Set by _MarkedRequest.send, in the calling task's context, when the request starts going out
@@ -226,16 +299,64 @@ class HttpConnector(Connector):
         return result
 
     def _unreadable(self, reply: Reply, *, operation: str) -> ConnectorResult:
-        """A body we cannot use. 5xx or a 2xx we cannot read: the PSP may have acted on it."""
+        """A body we cannot use, classified by its status (``classify_unreadable``)."""
+        code, ambiguous = classify_unreadable(reply.status)
+        return self._technical(reply, code, operation=operation, ambiguous=ambiguous)
+
+    def _read(
+        self,
+        reply: Reply | TransportFailure,
+        *,
+        operation: str,
+        shape: type | tuple[type, ...] = dict,
+        empty_ok: Collection[int] = (),
+    ) -> tuple[Reply, Any] | ConnectorResult:
+        """The one response prologue: a finished technical result for a transport failure, any
+        5xx, or a body that is not JSON of the expected ``shape`` (object, list, or either);
+        otherwise the reply and its decoded body for the PSP-specific parser. ``empty_ok`` lists
+        the statuses at which this PSP documents an empty body (Checkout.com's 202/401/403/404):
+        there an empty body reads as an empty ``shape`` (an empty object when either will do)."""
+        if isinstance(reply, TransportFailure):
+            return self._transport_result(reply, operation=operation)
         if reply.status >= 500:
-            return self._technical(reply, "psp_server_error", operation=operation, ambiguous=True)
-        if reply.status in (401, 403):
-            return self._technical(
-                reply, "authentication_failed", operation=operation, ambiguous=False
-            )
-        if reply.status == 429:
-            return self._technical(reply, "rate_limited", operation=operation, ambiguous=False)
-        return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)
+            return self._unreadable(reply, operation=operation)
+        if not reply.body.strip() and reply.status in empty_ok:
+            return reply, (shape() if isinstance(shape, type) else {})
+        body = reply.json()
+        if not isinstance(body, shape):
+            return self._unreadable(reply, operation=operation)
+        return reply, body
+
+    def _status_failure(
+        self,
+        reply: Reply,
+        *,
+        operation: str,
+        raw_code: str | None = None,
+        raw_message: str | None = None,
+        connector_reference: str | None = None,
+    ) -> ConnectorResult | None:
+        """The technical result for a status ``classify_status`` decides on its own (401, 403,
+        409, 429, 5xx), keeping the PSP's raw code; None when the body must decide."""
+        fixed = classify_status(reply.status)
+        if fixed is None:
+            return None
+        code, ambiguous = fixed
+        return self._technical(
+            reply,
+            code,
+            operation=operation,
+            ambiguous=ambiguous,
+            raw_code=raw_code,
+            raw_message=raw_message,
+            connector_reference=connector_reference,
+        )
+
+    @staticmethod
+    def _not_found(reply: Reply) -> ConnectorResult:
+        return ConnectorResult(
+            status=AttemptStatus.NOT_FOUND, http_status=reply.status, latency_ms=reply.latency_ms
+        )
 
     def _declined(
         self,

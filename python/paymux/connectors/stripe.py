@@ -3,9 +3,15 @@
 Wire format (https://docs.stripe.com/api/payment_intents): ``POST /v1/payment_intents`` with
 ``confirm=true``, ``capture_method`` manual/automatic and raw card data in
 ``payment_method_data[card][...]``; ``/capture`` with ``amount_to_capture``; ``/cancel``;
-``POST /v1/refunds``; ``GET /v1/payment_intents/{id}``; ``GET /v1/payment_intents/search``.
+``POST /v1/refunds``; ``GET /v1/payment_intents/{id}``; ``GET /v1/payment_intents/search``;
+``GET /v1/refunds/{id}`` and ``GET /v1/refunds?payment_intent=``.
 paymux's attempt reference goes out as the ``Idempotency-Key`` and as
-``metadata[paymux_reference]`` so ``sync`` can find the PaymentIntent when the answer was lost.
+``metadata[paymux_reference]`` so ``sync`` can find the PaymentIntent when the answer was lost;
+a refund's reference goes out the same two ways so ``sync_operation`` can find the refund.
+
+``sync_operation``: a PaymentIntent is captured or canceled at most once, so its status tells
+whether a capture or a void was applied (``GET /v1/payment_intents/{id}``); a refund is its own
+object, found by id when known, else in the PaymentIntent's refund list by its metadata.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from paymux.connectors.base import (
     Capabilities,
     CaptureRequest,
     ConnectorResult,
+    OperationSyncRequest,
     RefundRequest,
     SyncRequest,
     VoidRequest,
@@ -39,10 +46,11 @@ from paymux.connectors.http import (
     as_dict,
     as_int,
     as_str,
+    cannot_tell,
     header,
-    json_object,
+    unknown_operation,
 )
-from paymux.domain.outcomes import AttemptStatus
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 REFERENCE_KEY = "paymux_reference"
 WEBHOOK_TOLERANCE_S = 300
@@ -63,6 +71,26 @@ _REFUND_STATUS = {
     "failed": AttemptStatus.DECLINED,
     "canceled": AttemptStatus.DECLINED,
 }
+# What a PaymentIntent's status says about one capture / void of it (sync_operation). A status
+# not listed is PENDING (cannot tell yet).
+_CAPTURE_BY_PI_STATUS = {
+    "succeeded": AttemptStatus.CAPTURED,  # captured: amount_received is what was captured
+    "requires_capture": AttemptStatus.NOT_FOUND,  # still capturable: no capture happened
+    "canceled": AttemptStatus.DECLINED,  # canceled (voided, expired): a capture can never apply
+    "requires_payment_method": AttemptStatus.DECLINED,  # never authorized: nothing to capture
+    "processing": AttemptStatus.PENDING,
+}
+_VOID_BY_PI_STATUS = {
+    "canceled": AttemptStatus.VOIDED,
+    "requires_capture": AttemptStatus.NOT_FOUND,  # still authorized: the cancel never happened
+    "requires_payment_method": AttemptStatus.NOT_FOUND,  # cancelable, not canceled
+    "requires_confirmation": AttemptStatus.NOT_FOUND,
+    "requires_action": AttemptStatus.NOT_FOUND,
+    "succeeded": AttemptStatus.DECLINED,  # captured: it can no longer be canceled
+    "processing": AttemptStatus.PENDING,
+}
+#: Pages of ``GET /v1/refunds?payment_intent=`` read before giving up ("cannot tell").
+REFUND_LIST_PAGES = 10
 
 
 def encode_form(params: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -180,26 +208,30 @@ class StripeConnector(HttpConnector):
             "metadata": {REFERENCE_KEY: request.reference},
         }
         reply = await self._post("/v1/refunds", params, request.reference)
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation="refund")
-        body = json_object(reply)
-        if body is None or reply.status >= 500:
-            return self._unreadable(reply, operation="refund")
+        got = self._read(reply, operation="refund")
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, body = got
         if reply.status >= 400 or "error" in body:
             return self._error_result(reply, body, operation="refund")
-        status = _REFUND_STATUS.get(str(body.get("status")), AttemptStatus.PENDING)
+        if body.get("object") not in (None, "refund") or "status" not in body:
+            return self._technical(reply, "invalid_response", operation="refund", ambiguous=True)
+        return self._from_refund(reply, body)
+
+    def _from_refund(self, reply: Reply, refund: dict[str, Any]) -> ConnectorResult:
+        status = _REFUND_STATUS.get(str(refund.get("status")), AttemptStatus.PENDING)
         if status is AttemptStatus.DECLINED:
             return self._declined(
                 reply,
-                as_str(body.get("failure_reason")) or "refund_failed",
-                connector_reference=as_str(body.get("id")),
-                amount=as_int(body.get("amount")),
+                as_str(refund.get("failure_reason")) or "refund_failed",
+                connector_reference=as_str(refund.get("id")),
+                amount=as_int(refund.get("amount")),
             )
         return ConnectorResult(
             status=status,
-            connector_reference=as_str(body.get("id")),
-            amount=as_int(body.get("amount")),
-            raw_code=as_str(body.get("status")),
+            connector_reference=as_str(refund.get("id")),
+            amount=as_int(refund.get("amount")),
+            raw_code=as_str(refund.get("status")),
             http_status=reply.status,
             latency_ms=reply.latency_ms,
         )
@@ -218,11 +250,10 @@ class StripeConnector(HttpConnector):
         escaped = request.reference.replace("\\", "\\\\").replace("'", "\\'")
         query = f"metadata['{REFERENCE_KEY}']:'{escaped}'"
         reply = await self._request("GET", "/v1/payment_intents/search", params={"query": query})
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation="sync")
-        body = json_object(reply)
-        if body is None or reply.status >= 500:
-            return self._unreadable(reply, operation="sync")
+        got = self._read(reply, operation="sync")
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, body = got
         if reply.status >= 400 or "error" in body:
             return self._error_result(reply, body, operation="sync")
         data = body.get("data")
@@ -235,6 +266,102 @@ class StripeConnector(HttpConnector):
             key=lambda pi: pi.get("status") in ("succeeded", "requires_capture"), reverse=True
         )
         return self._from_payment_intent(reply, intents[0])
+
+    async def sync_operation(self, request: OperationSyncRequest) -> ConnectorResult:
+        unknown = unknown_operation(request)
+        if unknown is not None:
+            return unknown
+        if request.operation == "refund":
+            return cannot_tell(await self._sync_refund(request))
+        return cannot_tell(await self._sync_intent_operation(request))
+
+    async def _sync_intent_operation(self, request: OperationSyncRequest) -> ConnectorResult:
+        """A capture or void, told by the PaymentIntent's status: Stripe captures or cancels a
+        PaymentIntent at most once, so the status says whether ours was applied."""
+        operation = f"sync_{request.operation}"
+        path = f"/v1/payment_intents/{quote(request.connector_reference, safe='')}"
+        got = self._read(await self._request("GET", path), operation=operation)
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, pi = got
+        if reply.status >= 400 or "error" in pi:
+            return self._error_result(reply, pi, operation=operation)
+        status_text = as_str(pi.get("status"))
+        if pi.get("object") not in (None, "payment_intent") or status_text is None:
+            return self._technical(reply, "invalid_response", operation=operation, ambiguous=True)
+        table = _CAPTURE_BY_PI_STATUS if request.operation == "capture" else _VOID_BY_PI_STATUS
+        status = table.get(status_text, AttemptStatus.PENDING)
+        if status is AttemptStatus.CAPTURED:
+            amount = as_int(pi.get("amount_received"))
+        elif status is AttemptStatus.VOIDED:
+            amount = request.amount
+        else:
+            amount = None
+        return ConnectorResult(
+            status=status,
+            connector_reference=as_str(pi.get("id")) or request.connector_reference,
+            amount=amount,
+            raw_code=status_text,
+            http_status=reply.status,
+            latency_ms=reply.latency_ms,
+        )
+
+    async def _sync_refund(self, request: OperationSyncRequest) -> ConnectorResult:
+        """A refund by its id when we learned it, else the PaymentIntent's refund whose
+        ``metadata[paymux_reference]`` is ours (``GET /v1/refunds?payment_intent=``, paged)."""
+        if request.operation_reference:
+            path = f"/v1/refunds/{quote(request.operation_reference, safe='')}"
+            got = self._read(await self._request("GET", path), operation="sync_refund")
+            if isinstance(got, ConnectorResult):
+                return got
+            reply, refund = got
+            if reply.status != 404:  # an id that Stripe does not know: look by reference
+                if reply.status >= 400 or "error" in refund:
+                    return self._error_result(reply, refund, operation="sync_refund")
+                if refund.get("object") not in (None, "refund") or "status" not in refund:
+                    return self._technical(
+                        reply, "invalid_response", operation="sync_refund", ambiguous=True
+                    )
+                return self._from_refund(reply, refund)
+        params = {"payment_intent": request.connector_reference, "limit": "100"}
+        for _ in range(REFUND_LIST_PAGES):
+            got = self._read(
+                await self._request("GET", "/v1/refunds", params=params), operation="sync_refund"
+            )
+            if isinstance(got, ConnectorResult):
+                return got
+            reply, page = got
+            if reply.status >= 400 or "error" in page:
+                return self._error_result(reply, page, operation="sync_refund")
+            data = page.get("data")
+            if page.get("object") not in (None, "list") or not isinstance(data, list):
+                return self._technical(
+                    reply, "invalid_response", operation="sync_refund", ambiguous=True
+                )
+            refunds = [r for r in data if isinstance(r, dict)]
+            ours = [
+                r
+                for r in refunds
+                if as_dict(r.get("metadata")).get(REFERENCE_KEY) == request.reference
+            ]
+            if ours:
+                # One refund per reference (it is also the Idempotency-Key); should a duplicate
+                # ever exist, report the one that moved money.
+                ours.sort(key=lambda r: r.get("status") == "succeeded", reverse=True)
+                return self._from_refund(reply, ours[0])
+            if page.get("has_more") is not True or not refunds:
+                return self._not_found(reply)
+            last = as_str(refunds[-1].get("id"))
+            if last is None:
+                break
+            params = {**params, "starting_after": last}
+        return ConnectorResult(
+            status=AttemptStatus.PENDING,
+            normalized_code="status_unknown",
+            http_status=reply.status,
+            latency_ms=reply.latency_ms,
+            detail=f"more than {REFUND_LIST_PAGES * 100} refunds on the PaymentIntent",
+        )
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -338,11 +465,10 @@ class StripeConnector(HttpConnector):
     def _payment_intent_result(
         self, reply: Reply | TransportFailure, *, operation: str
     ) -> ConnectorResult:
-        if isinstance(reply, TransportFailure):
-            return self._transport_result(reply, operation=operation)
-        body = json_object(reply)
-        if body is None or reply.status >= 500:
-            return self._unreadable(reply, operation=operation)
+        got = self._read(reply, operation=operation)
+        if isinstance(got, ConnectorResult):
+            return got
+        reply, body = got
         if reply.status >= 400 or "error" in body:
             return self._error_result(reply, body, operation=operation)
         if body.get("object") not in (None, "payment_intent") or "status" not in body:
@@ -392,64 +518,39 @@ class StripeConnector(HttpConnector):
         err = as_dict(body.get("error"))
         err_type = as_str(err.get("type"))
         raw = _stripe_raw_code(err) or err_type
+        message = as_str(err.get("message"))
         pi = as_dict(err.get("payment_intent"))
         pi_id = as_str(pi.get("id"))
         if err_type == "card_error" or reply.status == 402:
             return self._declined(
                 reply,
                 raw,
-                raw_message=as_str(err.get("message")),
+                raw_message=message,
                 advice_code=_stripe_advice(err),
                 connector_reference=pi_id,
                 amount=as_int(pi.get("amount")),
             )
-        if reply.status == 404 and operation == "sync":
+        if reply.status == 404 and operation.startswith("sync"):
             return self._not_found(reply)
-        code, _ = self.table.error(raw)
-        if reply.status in (401, 403):
-            code = "authentication_failed"
-        elif reply.status == 429:
-            code = "rate_limited"
-        # 409: another request with this Idempotency-Key is in flight or differed: it reached Stripe.
-        return self._technical_or_class(
-            reply, raw, err, code, ambiguous=reply.status == 409, operation=operation, pi_id=pi_id
+        failure = self._status_failure(
+            reply, operation=operation, raw_code=raw, raw_message=message, connector_reference=pi_id
         )
-
-    def _technical_or_class(
-        self,
-        reply: Reply,
-        raw: str | None,
-        err: dict[str, Any],
-        code: str,
-        *,
-        ambiguous: bool,
-        operation: str,
-        pi_id: str | None,
-    ) -> ConnectorResult:
-        _, cls = self.table.error(raw)
-        if cls.value != "technical" and reply.status not in (401, 403, 429, 409):
+        if failure is not None:
+            return failure
+        code, cls = self.table.error(raw)
+        if cls is not DeclineClass.TECHNICAL:
             # An API error the table says is about the card data (amount too large, ...).
             return self._declined(
-                reply,
-                raw,
-                raw_message=as_str(err.get("message")),
-                connector_reference=pi_id,
-                error=True,
+                reply, raw, raw_message=message, connector_reference=pi_id, error=True
             )
         return self._technical(
             reply,
             code,
             operation=operation,
-            ambiguous=ambiguous,
+            ambiguous=False,
             raw_code=raw,
-            raw_message=as_str(err.get("message")),
+            raw_message=message,
             connector_reference=pi_id,
-        )
-
-    @staticmethod
-    def _not_found(reply: Reply) -> ConnectorResult:
-        return ConnectorResult(
-            status=AttemptStatus.NOT_FOUND, http_status=reply.status, latency_ms=reply.latency_ms
         )
 
 

@@ -100,6 +100,8 @@ class AdyenApi(Dialect):
             AdyenError(500, "905", "Internal error: please retry", "internal")
         )
 
+    server_error = internal_error
+
     def check_merchant(self, params: dict[str, Any], psp: PspState) -> None:
         account = params.get("merchantAccount")
         if not account:
@@ -279,20 +281,23 @@ class AdyenApi(Dialect):
         if value < 1 or value > capturable:
             raise AdyenError(422, "137", f"Invalid amount specified: at most {capturable} can be "
                              "captured")  # fmt: skip
-        decision = psp.decide(payment.card, value, currency, authorizing=False)
+        decision = psp.decide(payment.card, value, currency, authorizing=False, operation="capture")
         if decision.outcome != "approved":
             return self.internal_error(), decision
         response = self.modification(psp, payment, params, {"amount": params["amount"]})
         payment.captured += value
         payment.status = "captured"
         psp.stats["captures"] += 1
-        psp.event(payment, "capture", value, id=response_ref(response), idempotency_key=key)
+        psp.event(payment, "capture", value, id=response_ref(response), idempotency_key=key,
+                  reference=params.get("reference"), delivery=decision.delivery)  # fmt: skip
         return response, decision
 
-    def _void(self, psp: PspState, payment: Payment, key: str | None, response) -> None:
+    def _void(self, psp: PspState, payment: Payment, key: str | None, response,
+              decision: Decision, reference: Any = None) -> None:  # fmt: skip
         psp.stats["voids"] += 1
         psp.event(payment, "void", payment.capturable, id=response_ref(response),
-                  idempotency_key=key)  # fmt: skip
+                  idempotency_key=key, reference=reference,
+                  delivery=decision.delivery)  # fmt: skip
         payment.voided = True
         payment.status = "voided"
 
@@ -300,11 +305,12 @@ class AdyenApi(Dialect):
         payment = self.target(request, psp, params)
         if payment.status != "authorized":
             raise AdyenError(422, "000", f"Payment cannot be cancelled: it is {payment.status}")
-        decision = psp.decide(payment.card, payment.amount, payment.currency, authorizing=False)
+        decision = psp.decide(payment.card, payment.amount, payment.currency, authorizing=False,
+                              operation="void")  # fmt: skip
         if decision.outcome != "approved":
             return self.internal_error(), decision
         response = self.modification(psp, payment, params, {})
-        self._void(psp, payment, key, response)
+        self._void(psp, payment, key, response, decision, params.get("reference"))
         return response, decision
 
     def cancel_by_reference(self, request, psp: PspState, params: dict[str, Any], key):
@@ -312,7 +318,7 @@ class AdyenApi(Dialect):
         reference = params.get("paymentReference")
         if not reference:
             raise _required("paymentReference")
-        decision = psp.decide(None, 0, "", authorizing=False)
+        decision = psp.decide(None, 0, "", authorizing=False, operation="void")
         if decision.outcome != "approved":
             return self.internal_error(), decision
         body = {"merchantAccount": psp.config.merchant_account, "paymentReference": reference,
@@ -323,7 +329,7 @@ class AdyenApi(Dialect):
         # Asynchronous at Adyen: whatever is still cancellable under that reference is cancelled.
         for payment in psp.find_by_reference(str(reference)):
             if payment.status == "authorized":
-                self._void(psp, payment, key, response)
+                self._void(psp, payment, key, response, decision, params.get("reference"))
         return response, decision
 
     def refund(self, request, psp: PspState, params: dict[str, Any], key: str | None):
@@ -337,32 +343,38 @@ class AdyenApi(Dialect):
         if value < 1 or value > remaining:
             raise AdyenError(422, "137", f"Invalid amount specified: at most {remaining} can be "
                              "refunded")  # fmt: skip
-        decision = psp.decide(payment.card, value, currency, authorizing=False)
+        decision = psp.decide(payment.card, value, currency, authorizing=False, operation="refund")
         if decision.outcome != "approved":
             return self.internal_error(), decision
         response = self.modification(psp, payment, params, {"amount": params["amount"]})
-        self._refund(psp, payment, value, key, response)
+        self._refund(psp, payment, value, key, response, decision, params.get("reference"))
         return response, decision
 
-    def _refund(self, psp: PspState, payment: Payment, value: int, key, response) -> None:
+    def _refund(self, psp: PspState, payment: Payment, value: int, key, response,
+                decision: Decision, reference: Any = None) -> None:  # fmt: skip
         payment.refunded += value
         if payment.refunded == payment.captured:
             payment.status = "refunded"
         psp.stats["refunds"] += 1
-        psp.event(payment, "refund", value, id=response_ref(response), idempotency_key=key)
+        psp.event(payment, "refund", value, id=response_ref(response), idempotency_key=key,
+                  reference=reference, delivery=decision.delivery)  # fmt: skip
 
     def reversal(self, request, psp: PspState, params: dict[str, Any], key: str | None):
         payment = self.target(request, psp, params)
         if payment.status not in ("authorized", "captured"):
             raise AdyenError(422, "000", f"Payment cannot be reversed: it is {payment.status}")
-        decision = psp.decide(payment.card, payment.amount, payment.currency, authorizing=False)
+        operation = "refund" if payment.captured else "void"
+        decision = psp.decide(payment.card, payment.amount, payment.currency, authorizing=False,
+                              operation=operation)  # fmt: skip
         if decision.outcome != "approved":
             return self.internal_error(), decision
         response = self.modification(psp, payment, params, {})
+        reference = params.get("reference")
         if payment.captured:
-            self._refund(psp, payment, payment.captured - payment.refunded, key, response)
+            self._refund(psp, payment, payment.captured - payment.refunded, key, response,
+                         decision, reference)  # fmt: skip
         else:
-            self._void(psp, payment, key, response)
+            self._void(psp, payment, key, response, decision, reference)
         return response, decision
 
     # --- sandbox-only lookup --------------------------------------------------------------------

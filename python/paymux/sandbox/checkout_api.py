@@ -373,7 +373,8 @@ class CheckoutApi(Dialect):
         amount = self.requested_amount(params, capturable)
         if amount > capturable:
             raise CkoError(422, ["amount_exceeds_balance"])
-        decision = psp.decide(payment.card, amount, payment.currency, authorizing=False)
+        decision = psp.decide(payment.card, amount, payment.currency, authorizing=False,
+                              operation="capture")  # fmt: skip
         if decision.outcome != "approved":
             return self.server_error(), decision
         action_id, response = self.accepted(request, psp, payment, params)
@@ -382,7 +383,8 @@ class CheckoutApi(Dialect):
             payment.released += capturable - amount  # a final capture releases the rest
         payment.status = "captured"
         psp.stats["captures"] += 1
-        psp.event(payment, "capture", amount, id=action_id, idempotency_key=key)
+        psp.event(payment, "capture", amount, id=action_id, idempotency_key=key,
+                  reference=params.get("reference"), delivery=decision.delivery)  # fmt: skip
         self.action(payment, action_id, "Capture", amount, params.get("reference"))
         return response, decision
 
@@ -390,12 +392,14 @@ class CheckoutApi(Dialect):
         payment = self.payment(psp, request.match_info["id"])
         if payment.status != "authorized" or payment.captured or not payment.capturable:
             raise CkoError(403)  # "Void not allowed"
-        decision = psp.decide(payment.card, payment.amount, payment.currency, authorizing=False)
+        decision = psp.decide(payment.card, payment.amount, payment.currency, authorizing=False,
+                              operation="void")  # fmt: skip
         if decision.outcome != "approved":
             return self.server_error(), decision
         action_id, response = self.accepted(request, psp, payment, params)
         psp.stats["voids"] += 1
-        psp.event(payment, "void", payment.capturable, id=action_id, idempotency_key=key)
+        psp.event(payment, "void", payment.capturable, id=action_id, idempotency_key=key,
+                  reference=params.get("reference"), delivery=decision.delivery)  # fmt: skip
         self.action(payment, action_id, "Void", payment.capturable, params.get("reference"))
         payment.voided = True
         payment.status = "voided"
@@ -409,7 +413,8 @@ class CheckoutApi(Dialect):
         amount = self.requested_amount(params, remaining)
         if amount > remaining:
             raise CkoError(422, ["refund_amount_exceeds_balance"])
-        decision = psp.decide(payment.card, amount, payment.currency, authorizing=False)
+        decision = psp.decide(payment.card, amount, payment.currency, authorizing=False,
+                              operation="refund")  # fmt: skip
         if decision.outcome != "approved":
             return self.server_error(), decision
         action_id, response = self.accepted(request, psp, payment, params)
@@ -417,6 +422,7 @@ class CheckoutApi(Dialect):
         if payment.refunded == payment.captured:
             payment.status = "refunded"
         psp.stats["refunds"] += 1
-        psp.event(payment, "refund", amount, id=action_id, idempotency_key=key)
+        psp.event(payment, "refund", amount, id=action_id, idempotency_key=key,
+                  reference=params.get("reference"), delivery=decision.delivery)  # fmt: skip
         self.action(payment, action_id, "Refund", amount, params.get("reference"))
         return response, decision

@@ -42,7 +42,9 @@ class Decision(NamedTuple):
 
     outcome: str  # approved | declined | challenge | error | none (outage: nothing processed)
     decline: declines.Decline | None
-    delivery: str  # normal | timeout | reset
+    # normal | timeout | reset; for modifications also error_after (applied, answered 5xx) and
+    # garbage_html | garbage_truncated | garbage_empty (applied, answered with an unreadable body)
+    delivery: str
     latency_s: float
     hold_s: float  # timeouts: how long the answer is held back
     timeout_mode: str  # late | drop
@@ -108,6 +110,11 @@ class Payment:
             return 0
         return self.authorized - self.captured - self.released
 
+    @property
+    def voided_amount(self) -> int:
+        """What voids released, as applied (the sum of the void events)."""
+        return sum(e["amount"] for e in self.events if e["type"] == "void")
+
     def to_ledger(self) -> dict[str, Any]:
         card = self.card
         return {
@@ -127,6 +134,7 @@ class Payment:
             "refunded": self.refunded,
             "released": self.released,
             "voided": self.voided,
+            "voided_amount": self.voided_amount,
             "decline_code": self.decline.name if self.decline else None,
             "decline_class": self.decline.decline_class if self.decline else None,
             "delivery": self.delivery,
@@ -160,7 +168,9 @@ class PspState:
         self.ids = 0
         self.stats = dict.fromkeys(
             ("requests", "authorized", "declined", "challenged", "errors", "outage_failures",
-             "timeouts", "resets", "captures", "voids", "refunds", "idempotent_replays"),
+             "timeouts", "resets", "captures", "voids", "refunds", "idempotent_replays",
+             "modification_errors", "modification_errors_after_apply", "modification_timeouts",
+             "modification_resets", "modification_garbage"),
             0,
         )  # fmt: skip
 
@@ -209,8 +219,13 @@ class PspState:
         *,
         authorizing: bool = True,
         psp_forced: declines.Decline | None = None,
+        operation: str | None = None,
     ) -> Decision:
-        """Draw everything one request needs: outage, technical error, 3DS, issuer, acquirer."""
+        """Draw everything one request needs: outage, technical error, 3DS, issuer, acquirer.
+
+        A modification (``authorizing=False``; ``operation`` capture | void | refund) sees the
+        outages and the PSP's ``modifications`` faults only, never the authorization faults.
+        """
         self.stats["requests"] += 1
         self.draws += 1
         n, seed, name = self.draws, self.sandbox.seed, self.name
@@ -224,6 +239,8 @@ class PspState:
                 return Decision("error", None, "normal", latency, 0.0, "late", "outage")
             delivery = "timeout" if kind == "timeout" else "reset"
             return Decision("none", None, delivery, latency, b.timeout_s, "drop", "outage")
+        if not authorizing:
+            return self.modification_decision(operation, latency, b)
         if unit(seed, name, n, "error") < b.error_rate:
             self.stats["errors"] += 1
             return Decision("error", None, "normal", latency, 0.0, "late", "technical")
@@ -232,8 +249,6 @@ class PspState:
             delivery = "timeout"
         elif unit(seed, name, n, "reset") < b.reset_rate:
             delivery = "reset"
-        if not authorizing:
-            return Decision("approved", None, delivery, latency, b.timeout_s, b.timeout_mode)
         assert card is not None
         forced = self.sandbox.test_card_outcome(card)
         if forced == "challenge" or (
@@ -242,6 +257,36 @@ class PspState:
             return Decision("challenge", None, delivery, latency, b.timeout_s, b.timeout_mode)
         outcome, decline, source = self.authorize_outcome(card, amount, currency, b, psp_forced)
         return Decision(outcome, decline, delivery, latency, b.timeout_s, b.timeout_mode, source)
+
+    def modification_decision(
+        self, operation: str | None, latency: float, b: ResolvedBehaviour
+    ) -> Decision:
+        """A capture, void or refund: applied, unless the ``modifications`` faults say a 5xx
+        before applying; the other faults change only how the applied answer is delivered."""
+        m = self.config.modifications
+        n, seed, name = self.draws, self.sandbox.seed, self.name
+        fault = m.fault(operation, unit(seed, name, n, "modification"))
+        if fault is None:
+            return Decision("approved", None, "normal", latency, b.timeout_s, b.timeout_mode)
+        if fault == "error":
+            self.stats["modification_errors"] += 1
+            return Decision("error", None, "normal", latency, 0.0, "late", "technical")
+        if fault == "garbage":
+            self.stats["modification_garbage"] += 1
+            kind = m.garbage
+            if kind == "mixed":
+                kind = "html" if unit(seed, name, n, "garbage") < 0.5 else "truncated"
+            delivery = f"garbage_{kind}"
+        else:
+            self.stats[
+                {
+                    "error_after": "modification_errors_after_apply",
+                    "timeout": "modification_timeouts",
+                    "reset": "modification_resets",
+                }[fault]
+            ] += 1
+            delivery = fault
+        return Decision("approved", None, delivery, latency, m.timeout_s, m.timeout_mode)
 
     def authorize_outcome(
         self,
@@ -384,7 +429,7 @@ class Sandbox:
                 totals["authorized"] += p.authorized
                 totals["captured"] += p.captured
                 totals["refunded"] += p.refunded
-                totals["voided"] += p.authorized - p.captured if p.voided else 0
+                totals["voided"] += p.voided_amount
             out["psps"][name] = {
                 "wire": state.wire,
                 "mount": state.config.mount,

@@ -54,8 +54,36 @@ def reset_connection(request: web.Request) -> None:
     transport.abort()
 
 
-async def deliver(request: web.Request, response: web.Response, decision: Decision) -> web.Response:
-    """Answer after the drawn latency; a timeout holds the answer back, a reset never sends it."""
+GARBAGE_HTML = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+    b"</h1></center><hr><center>nginx</center></body></html>"
+)
+
+
+def garble(response: web.Response, kind: str) -> web.Response:
+    """The applied answer made unreadable, as a broken proxy or a crashing PSP sends it: an HTML
+    page, the JSON cut in half (a complete HTTP message whose body does not parse), or nothing."""
+    headers = {k: v for k, v in response.headers.items()
+               if k.lower() not in ("content-type", "content-length")}  # fmt: skip
+    if kind == "html":
+        return web.Response(status=response.status, body=GARBAGE_HTML, content_type="text/html",
+                            headers=headers)  # fmt: skip
+    if kind == "empty":
+        return web.Response(status=response.status, body=b"", content_type=JSON, headers=headers)
+    body = bytes(response.body or b"{}")  # type: ignore[arg-type]
+    return web.Response(status=response.status, body=body[: max(len(body) // 2, 1)],
+                        content_type=JSON, headers=headers)  # fmt: skip
+
+
+async def deliver(
+    request: web.Request,
+    response: web.Response,
+    decision: Decision,
+    server_error: web.Response | None = None,
+) -> web.Response:
+    """Answer after the drawn latency; a timeout holds the answer back, a reset never sends it;
+    ``error_after`` sends ``server_error`` (a 5xx) and ``garbage_*`` an unreadable body instead of
+    the answer that was applied (and stored under the idempotency key)."""
     if decision.latency_s > 0:
         await asyncio.sleep(decision.latency_s)
     if decision.delivery == "reset":
@@ -67,6 +95,10 @@ async def deliver(request: web.Request, response: web.Response, decision: Decisi
             transport = request.transport
             if transport is not None:
                 transport.close()
+    elif decision.delivery == "error_after":
+        return server_error if server_error is not None else web.Response(status=500)
+    elif decision.delivery.startswith("garbage_"):
+        return garble(response, decision.delivery.removeprefix("garbage_"))
     return response
 
 
@@ -116,6 +148,10 @@ class Dialect:
     def error_response(self, exc: Exception) -> web.Response:
         raise NotImplementedError
 
+    def server_error(self) -> web.Response:
+        """This PSP's 5xx, as it answers a request it failed on."""
+        return web.Response(status=500)
+
     error_types: tuple[type[Exception], ...] = ()
 
     def wrap(self, handler):
@@ -150,6 +186,7 @@ class Dialect:
             # Technical failures never reached the PSP's idempotency layer: a retry is processed.
             if decision.outcome not in ("error", "none"):
                 store(psp, key, fp, response)
-            return await deliver(request, response, decision)
+            server_error = self.server_error() if decision.delivery == "error_after" else None
+            return await deliver(request, response, decision, server_error)
 
         return endpoint

@@ -68,6 +68,31 @@ class Outage(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     kind: Literal["error", "timeout", "reset"] = "error"  # nothing is authorized in an outage
 
 
+Operation = Literal["capture", "void", "refund"]
+GarbageKind = Literal["mixed", "html", "truncated", "empty"]
+
+
+class Modifications(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Faults on captures, voids and refunds (`[psps.<name>.modifications]`), apart from the
+    authorization faults of `default` / `segments`, which never touch a modification.
+
+    Each rate is a share of the modification requests that reach the PSP (outages come first and
+    apply to every request); one draw picks at most one fault, so the rates must sum to <= 1.
+    """
+
+    error_rate: float = 0.0  # 5xx, nothing applied (a retry with the same key is processed)
+    error_after_apply_rate: float = 0.0  # applied, then a 5xx instead of the answer
+    timeout_rate: float = 0.0  # applied, the answer held for `timeout_ms` (late or dropped)
+    reset_rate: float = 0.0  # applied, then the connection is reset
+    garbage_rate: float = 0.0  # applied, then an unreadable body instead of the answer
+    garbage: GarbageKind = (
+        "mixed"  # html | truncated (JSON cut in half) | empty | mixed (html or truncated)
+    )
+    timeout_ms: float | None = None  # None: the PSP default's timeout_ms
+    timeout_mode: Literal["late", "drop"] | None = None  # None: the PSP default's timeout_mode
+    operations: list[Operation] | None = None  # which operations the faults hit; None: all three
+
+
 class Psp(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     wire: Wire
     mount: str = ""  # default: "/" + the PSP's name
@@ -76,6 +101,7 @@ class Psp(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     default: Behaviour = msgspec.field(default_factory=Behaviour)
     segments: list[Segment] = msgspec.field(default_factory=list)
     outages: list[Outage] = msgspec.field(default_factory=list)
+    modifications: Modifications | None = None  # None: captures, voids, refunds never fault
 
 
 class IssuerBehaviour(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -258,11 +284,57 @@ def matches(m: Match, brand: str, country: str, currency: str, amount: int) -> b
     )
 
 
+#: The fault kinds of a modification, in the order their rates are stacked on one draw.
+MODIFICATION_FAULTS = ("error", "error_after", "timeout", "reset", "garbage")
+
+
+class ResolvedModifications:
+    """Modification faults with every field set: cumulative bounds for one uniform draw."""
+
+    __slots__ = ("bounds", "garbage", "operations", "timeout_mode", "timeout_s")
+
+    def __init__(self, m: Modifications, default: ResolvedBehaviour, where: str) -> None:
+        rates = (m.error_rate, m.error_after_apply_rate, m.timeout_rate, m.reset_rate,
+                 m.garbage_rate)  # fmt: skip
+        names = ("error_rate", "error_after_apply_rate", "timeout_rate", "reset_rate",
+                 "garbage_rate")  # fmt: skip
+        for name, rate in zip(names, rates, strict=True):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{where}: {name} must be within [0, 1], got {rate}")
+        if sum(rates) > 1.0 + 1e-9:
+            raise ValueError(f"{where}: the fault rates sum to {sum(rates)}, more than 1")
+        if m.timeout_ms is not None and m.timeout_ms < 0:
+            raise ValueError(f"{where}: timeout_ms must be >= 0, got {m.timeout_ms}")
+        acc, bounds = 0.0, []
+        for kind, rate in zip(MODIFICATION_FAULTS, rates, strict=True):
+            acc += rate
+            bounds.append((acc, kind))
+        self.bounds: list[tuple[float, str]] = bounds if acc > 0 else []
+        self.garbage: str = m.garbage
+        self.timeout_s: float = (
+            m.timeout_ms / 1000.0 if m.timeout_ms is not None else default.timeout_s
+        )
+        self.timeout_mode: str = m.timeout_mode or default.timeout_mode
+        self.operations: frozenset[str] = frozenset(
+            m.operations if m.operations is not None else ("capture", "void", "refund")
+        )
+
+    def fault(self, operation: str | None, u: float) -> str | None:
+        """The fault for one modification request (`u` a uniform draw), or None."""
+        if not self.bounds or (operation is not None and operation not in self.operations):
+            return None
+        for bound, kind in self.bounds:
+            if u < bound:
+                return kind
+        return None
+
+
 class CompiledPsp:
     __slots__ = (
         "api_key",
         "default",
         "merchant_account",
+        "modifications",
         "mount",
         "name",
         "outages",
@@ -289,6 +361,9 @@ class CompiledPsp:
             if not 0.0 <= o.error_rate <= 1.0:
                 raise ValueError(f"psp {name!r}: outage error_rate must be within [0, 1]")
         self.outages = list(psp.outages)
+        self.modifications = ResolvedModifications(
+            psp.modifications or Modifications(), self.default, f"psp {name!r} modifications"
+        )
 
     def behaviour(self, brand: str, country: str, currency: str, amount: int) -> ResolvedBehaviour:
         for match, behaviour in self.segments:

@@ -131,7 +131,9 @@ class StripeApi(Dialect):
     def __init__(self, sandbox: Sandbox, name: str) -> None:
         super().__init__(sandbox, name)
         self.payment_methods: dict[str, tuple[cards.Card, dict[str, Any]]] = {}
-        self.refunds: dict[str, dict[str, Any]] = {}
+        # refund id -> its PaymentIntent's id; the refund objects live on the payment
+        # (extra["refunds"], oldest first), so a sandbox reset forgets them with the payments.
+        self.refunds: dict[str, str] = {}
 
     def routes(self, mount: str) -> list[web.RouteDef]:
         p = mount + "/v1"
@@ -143,6 +145,7 @@ class StripeApi(Dialect):
             web.post(p + "/payment_intents/{id}/capture", self.wrap(self.capture_intent)),
             web.post(p + "/payment_intents/{id}/cancel", self.wrap(self.cancel_intent)),
             web.post(p + "/refunds", self.wrap(self.create_refund)),
+            web.get(p + "/refunds", self.wrap(self.list_refunds)),
             web.get(p + "/refunds/{id}", self.wrap(self.retrieve_refund)),
         ]
 
@@ -519,14 +522,16 @@ class StripeApi(Dialect):
             raise invalid(f"The amount_to_capture ({amount}) must be greater than 0 and less than "
                           f"or equal to the amount_capturable ({capturable}).",
                           "amount_to_capture", "amount_too_large")  # fmt: skip
-        decision = psp.decide(payment.card, amount, payment.currency, authorizing=False)
+        decision = psp.decide(payment.card, amount, payment.currency, authorizing=False,
+                              operation="capture")  # fmt: skip
         if decision.outcome != "approved":
             return self.api_error(), decision
         payment.captured = amount
         payment.released = capturable - amount  # Stripe releases what a capture leaves behind
         payment.status = "captured"
         psp.stats["captures"] += 1
-        psp.event(payment, "capture", amount, idempotency_key=key, released=payment.released)
+        psp.event(payment, "capture", amount, idempotency_key=key, released=payment.released,
+                  delivery=decision.delivery)  # fmt: skip
         payment.extra["status"] = "succeeded"
         return self.ok(payment, decision)
 
@@ -535,12 +540,14 @@ class StripeApi(Dialect):
         if payment.extra["status"] not in CANCELABLE:
             raise self.unexpected_state(payment, "cancel", ", ".join(CANCELABLE))
         reason = params.get("cancellation_reason")
-        decision = psp.decide(payment.card, payment.amount, payment.currency, authorizing=False)
+        decision = psp.decide(payment.card, payment.amount, payment.currency, authorizing=False,
+                              operation="void")  # fmt: skip
         if decision.outcome != "approved":
             return self.api_error(), decision
         if payment.status == "authorized":
             psp.stats["voids"] += 1
-            psp.event(payment, "void", payment.capturable, idempotency_key=key)
+            psp.event(payment, "void", payment.capturable, idempotency_key=key,
+                      delivery=decision.delivery)  # fmt: skip
             payment.voided = True
         payment.status = "voided" if payment.status == "authorized" else "canceled"
         payment.extra.update(status="canceled", cancellation_reason=reason,
@@ -551,6 +558,8 @@ class StripeApi(Dialect):
         body = {"error": {"type": "api_error", "message": "An unknown error occurred",
                           "request_log_url": None}}  # fmt: skip
         return json_response(500, body, {**self.headers(), "Stripe-Should-Retry": "true"})
+
+    server_error = api_error
 
     # --- Refunds --------------------------------------------------------------------------------
 
@@ -583,7 +592,10 @@ class StripeApi(Dialect):
         if amount < 1 or amount > remaining:
             raise invalid(f"Refund amount ({amount}) is greater than unrefunded amount on charge "
                           f"({remaining})", "amount", "amount_too_large")  # fmt: skip
-        decision = psp.decide(payment.card, amount, payment.currency, authorizing=False)
+        raw_metadata = params.get("metadata")
+        metadata: dict[str, Any] = raw_metadata if isinstance(raw_metadata, dict) else {}
+        decision = psp.decide(payment.card, amount, payment.currency, authorizing=False,
+                              operation="refund")  # fmt: skip
         if decision.outcome != "approved":
             return self.api_error(), decision
         refund_id = psp.new_id("re_")
@@ -591,8 +603,8 @@ class StripeApi(Dialect):
         if payment.refunded == payment.captured:
             payment.status = "refunded"
         psp.stats["refunds"] += 1
-        psp.event(payment, "refund", amount, id=refund_id, idempotency_key=key)
-        metadata = params.get("metadata") if isinstance(params.get("metadata"), dict) else {}
+        psp.event(payment, "refund", amount, id=refund_id, idempotency_key=key,
+                  metadata=dict(metadata), delivery=decision.delivery)  # fmt: skip
         refund = {
             "id": refund_id,
             "object": "refund",
@@ -610,15 +622,62 @@ class StripeApi(Dialect):
             "status": "succeeded",
             "transfer_reversal": None,
         }
-        self.refunds[refund_id] = refund
+        payment.extra.setdefault("refunds", []).append(refund)
+        self.refunds[refund_id] = payment.id
         return json_response(200, refund, self.headers()), decision
 
+    def find_refund(self, psp: PspState, refund_id: str) -> dict[str, Any] | None:
+        payment = psp.payments.get(self.refunds.get(refund_id, ""))
+        refunds = payment.extra.get("refunds", []) if payment is not None else []
+        return next((r for r in refunds if r["id"] == refund_id), None)
+
     def retrieve_refund(self, request, psp: PspState, params: dict[str, Any], key: str | None):
-        refund = self.refunds.get(request.match_info["id"])
+        refund = self.find_refund(psp, request.match_info["id"])
         if refund is None:
             raise invalid(f"No such refund: '{request.match_info['id']}'", "id",
                           "resource_missing", status=404)  # fmt: skip
         return json_response(200, refund, self.headers()), None
+
+    def list_refunds(self, request, psp: PspState, params: dict[str, Any], key: str | None):
+        """``GET /v1/refunds``: newest first, filtered by ``payment_intent`` or ``charge``, paged
+        with ``limit`` (1-100, default 10), ``starting_after`` and ``ending_before``."""
+        limit = _int(params, "limit", required=False)
+        limit = 10 if limit is None else limit
+        if not 1 <= limit <= 100:
+            raise invalid("This value must be less than or equal to 100 (it currently is "
+                          f"'{limit}').", "limit", "parameter_invalid_integer")  # fmt: skip
+        pi_id, charge = params.get("payment_intent"), params.get("charge")
+        if pi_id:
+            payment = psp.payments.get(pi_id)
+            if payment is None:
+                raise invalid(f"No such payment_intent: '{pi_id}'", "payment_intent",
+                              "resource_missing", status=404)  # fmt: skip
+            payments = [payment]
+        elif charge:
+            payments = [p for p in psp.payments.values()
+                        if p.extra.get("latest_charge") == charge]  # fmt: skip
+            if not payments:
+                raise invalid(f"No such charge: '{charge}'", "charge", "resource_missing",
+                              status=404)  # fmt: skip
+        else:
+            payments = list(psp.payments.values())
+        refunds = [r for p in payments for r in p.extra.get("refunds", [])]
+        refunds.reverse()  # newest first, as Stripe lists
+        ids = [r["id"] for r in refunds]
+        after, before = params.get("starting_after"), params.get("ending_before")
+        for name, cursor in (("starting_after", after), ("ending_before", before)):
+            if cursor and cursor not in ids:
+                raise invalid(f"No such refund: '{cursor}'", name, "resource_missing")
+        if after:
+            refunds = refunds[ids.index(after) + 1 :]
+        elif before:
+            refunds = refunds[: ids.index(before)][-limit:]
+        return json_response(200, {
+            "object": "list",
+            "data": refunds[:limit],
+            "has_more": len(refunds) > limit,
+            "url": "/v1/refunds",
+        }, self.headers()), None  # fmt: skip
 
     # --- Search ---------------------------------------------------------------------------------
 
