@@ -112,6 +112,7 @@ TRANSITIONS: dict[tuple[PaymentStatus, Operation, Outcome], PaymentStatus] = {
     (S.SUCCEEDED, O.REFUND, R.SUCCEEDED): S.SUCCEEDED,
     (S.SUCCEEDED, O.REFUND, R.FAILED): S.SUCCEEDED,
     (S.SUCCEEDED, O.REFUND, R.NOT_FOUND): S.SUCCEEDED,
+    (S.SUCCEEDED, O.REFUND, R.UNKNOWN): S.SUCCEEDED,  # the refund stays pending and reserved
 }
 
 RS = RefundStatus
@@ -194,6 +195,12 @@ def transition(
     through ``transition_refund``, and this only keeps the payment's refunded total in step.
     """
     before = payment.status
+    try:  # plain strings look the table up fine, but the amount moves compare enum members
+        operation, outcome = Operation(operation), Outcome(outcome)
+    except ValueError:
+        raise IllegalTransition(
+            "payment_unexpected_state", f"Unknown operation {operation!r} or outcome {outcome!r}"
+        ) from None
     to = next_status(before, operation, outcome)
     _move_amounts(payment, operation, outcome, amount)
     payment.status = to
@@ -233,6 +240,8 @@ def _move_amounts(
             )
             payment.amount_refunded += amount
         elif outcome in (R.FAILED, R.NOT_FOUND):
+            # Only what was reserved can be released: refunded never goes below zero (nor up).
+            _check_amount(amount, payment.amount_refunded, "release", "refund_exceeds_reserved")
             payment.amount_refunded -= amount  # the reservation is released
     elif operation is O.EXPIRE:
         payment.amount_capturable = 0
