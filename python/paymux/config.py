@@ -24,12 +24,55 @@ from paymux.connectors.base import ConnectorConfig
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The HTTP edge: listening, limits on slow and oversized clients, logging (docs: README)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
-    max_body_bytes: int = 64 * 1024
+    max_body_bytes: int = 64 * 1024  # checked against Content-Length before reading: 413
     log_level: str = "info"
-    access_log: bool = True  # one wide JSON line per request
+    access_log: bool = True  # one wide, scrubbed JSON line per request (event "request")
+    # A client that trickles its request line and headers is cut off (408) this long after its
+    # first byte; its body, this long after the headers ended. An idle keep-alive connection is
+    # closed after keepalive_timeout_s.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keepalive_timeout_s: float = 75.0
+    max_header_bytes: int = 16 * 1024  # request line and all headers together: 431 beyond
+    max_header_line_bytes: int = 8190  # one header line or the request line
+    max_headers: int = 64
+    # Per worker: beyond it a new connection gets a 503 and is closed (never queued unbounded).
+    max_connections: int = 1024
+    # How long a response still being read when the server stops may take (graceful shutdown).
+    shutdown_timeout_s: float = 15.0
+
+
+class MerchantRateLimit(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    rps: float
+    burst: int
+
+
+class RateLimitConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Abuse limits, per worker process (each worker keeps its own counters)."""
+
+    enabled: bool = True
+    # Failed authentications (missing or invalid key) per source address and per key prefix in a
+    # window; past the limit, 429 with Retry-After before any store access.
+    auth_failure_window_s: float = 60.0
+    auth_failures_per_source: int = 20
+    auth_failures_per_prefix: int = 20
+    # Past this many failures in the window, a source is refused at the connection level (its
+    # connections closed, new ones dropped by the kernel where possible) for ban_s.
+    ban_after_failures: int = 100
+    ban_s: float = 300.0
+    # Per-merchant request rate (token bucket): `merchant_rps` requests per second sustained,
+    # `merchant_burst` at once; 0 turns it off. Per worker: with N workers the gateway-wide rate
+    # is about N times this. `merchants` overrides both for named merchants.
+    merchant_rps: float = 500.0
+    merchant_burst: int = 1000
+    merchants: dict[str, MerchantRateLimit] = msgspec.field(default_factory=dict)
+    # Addresses never rate limited or banned (a load balancer's health checker, say).
+    exempt_sources: list[str] = msgspec.field(default_factory=list)
 
 
 class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -61,6 +104,9 @@ class ReconcilerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     late_auth_watch_s: float = 24 * 3600.0  # how long such an attempt is watched
     void_backoff_s: float = 1.0  # first retry delay of a failed void; doubles each time
     void_backoff_max_s: float = 300.0
+    # A payment waiting for its customer's 3-D Secure answer longer than this fails
+    # `authentication_expired` (and an authorization that surfaces later is voided).
+    requires_action_expiry_s: float = 3600.0
     routing_poll_s: float = 1.0  # how often a worker checks the active routing version
     config_poll_s: float = 2.0  # how often the config file's mtime is checked (with --config)
 
@@ -102,6 +148,7 @@ class ConnectorEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    rate_limits: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     vault: VaultConfig = msgspec.field(default_factory=VaultConfig)
     payments: PaymentsConfig = msgspec.field(default_factory=PaymentsConfig)

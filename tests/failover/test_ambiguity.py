@@ -98,8 +98,9 @@ async def test_pending_payment_is_settled_by_the_reconciler_when_the_psp_answers
     # The answer is lost and the lookup is down too: the payment stays processing (going to
     # another PSP could charge twice). The reconciler syncs until Stripe says authorized.
     await sandbox_patch(gw, STRIPE_SILENT_AFTER_AUTHORIZING)
-    status, pay = await gw.post("/v1/payments", payment_body(capture_method="manual"))
-    assert status == 200, pay
+    body = payment_body(capture_method="manual")
+    status, pay = await gw.post("/v1/payments", body, idem="k-settled-later")
+    assert status == 202, pay  # in flight: the reconciler settles it
     assert pay["status"] == "processing" and pay["connector"] == "stripe"
     assert pay["attempts"][0]["next_action"] == "await_psp"
 
@@ -108,6 +109,10 @@ async def test_pending_payment_is_settled_by_the_reconciler_when_the_psp_answers
         return now["status"] == "requires_capture"
 
     await eventually(settled, timeout_s=10)
+    # The key now replays the settled state, written in the reconciler's transaction.
+    status, replay = await gw.post("/v1/payments", body, idem="k-settled-later")
+    assert status == 200 and replay["id"] == pay["id"]
+    assert replay["status"] == "requires_capture"
     _, now = await gw.get(f"/v1/payments/{pay['id']}")
     assert now["connector_reference"] == held(await gw.ledger(), "stripe")[0]["id"]
     assert now["attempts"][0]["outcome"] == "authorized"
@@ -130,7 +135,7 @@ async def test_pending_payment_fails_when_the_psp_never_saw_it(gw):
         },
     )
     status, pay = await gw.post("/v1/payments", payment_body())
-    assert status == 200 and pay["status"] == "processing", pay
+    assert status == 202 and pay["status"] == "processing", pay
 
     async def failed() -> bool:
         _, now = await gw.get(f"/v1/payments/{pay['id']}")
@@ -147,7 +152,7 @@ async def test_a_processing_payment_without_a_watch_row_is_adopted(gw):
     # The process stopped between storing the attempt and adding it to the watch list.
     await sandbox_patch(gw, STRIPE_SILENT_AFTER_AUTHORIZING)
     status, pay = await gw.post("/v1/payments", payment_body(capture_method="manual"))
-    assert status == 200 and pay["status"] == "processing"
+    assert status == 202 and pay["status"] == "processing"
     conn = sqlite3.connect(gw.db_path)
     with conn:
         conn.execute("DELETE FROM reconcile_watch WHERE payment_id = ?", (pay["id"],))

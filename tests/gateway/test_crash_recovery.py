@@ -155,10 +155,11 @@ async def test_sigkill_mid_burst_loses_no_answered_payment(tmp_path):
 
 
 async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(gateway):
-    from paymux.api.http import SERVICE, STORE
+    from paymux.api.app import RECOVERY
+    from paymux.api.http import STORE
     from paymux.domain.records import IdempotencyClaim, PaymentRecord
 
-    store, service = gateway.app[STORE], gateway.app[SERVICE]
+    store, recovery = gateway.app[STORE], gateway.app[RECOVERY]
     payment = PaymentRecord(
         id="pay_0interrupted0",
         merchant_id="m_alpha",
@@ -173,7 +174,7 @@ async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(ga
         merchant_id="m_alpha", key="k-interrupted", request_hash="h", now=1e12, ttl_s=86400
     )
     await store.create_payment(payment, None, [], claim=claim)
-    await service.recover()
+    await recovery.run()
     _, stored = await gateway.get(f"/v1/payments/{payment.id}")
     assert stored["status"] == "failed"
     assert stored["error"]["code"] == "processing_interrupted"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 
@@ -11,6 +10,8 @@ from aiohttp import web
 from paymux import _core
 from paymux.api.admin_routing import RoutingAdmin, add_routing_admin_routes
 from paymux.api.analytics import add_analytics_routes
+from paymux.api.auth import KEY_PREFIX_LEN, hash_api_key
+from paymux.api.edge import install as install_edge
 from paymux.api.http import (
     HASH_KEY,
     IDEMPOTENCY_TTL,
@@ -20,6 +21,7 @@ from paymux.api.http import (
     add_routes,
     request_context,
 )
+from paymux.api.views import HttpAnswers
 from paymux.config import GatewayConfig, Secrets
 from paymux.connectors.registry import create_connector
 from paymux.dashboard import add_dashboard_routes
@@ -28,17 +30,15 @@ from paymux.domain.records import ApiKey, Merchant
 from paymux.failover.registry import load_policy
 from paymux.observability.logs import log
 from paymux.payments.reconciler import Reconciler
+from paymux.payments.recovery import Recovery
 from paymux.payments.service import PaymentService
 from paymux.routing.router import Router
 from paymux.store.base import Store
 from paymux.store.sqlite import SqliteStore
 
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler", Reconciler)
+RECOVERY: web.AppKey[Recovery] = web.AppKey("recovery", Recovery)
 POLICY_ERRORS: web.AppKey[list[str]] = web.AppKey("policy_errors", list)
-
-
-def hash_api_key(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def new_api_key_secret(mode: str = "test") -> str:
@@ -51,7 +51,7 @@ async def register_api_key(store: Store, merchant_id: str, secret: str) -> ApiKe
         id=new_id("key"),
         merchant_id=merchant_id,
         key_hash=hash_api_key(secret),
-        prefix=secret[:12],
+        prefix=secret[:KEY_PREFIX_LEN],
         mode=mode,
         created_at=time.time(),
     )
@@ -74,18 +74,22 @@ def build_gateway(
     app = web.Application(
         middlewares=[request_context], client_max_size=config.server.max_body_bytes
     )
+    install_edge(app, config.server, config.rate_limits)
     store = store or open_store(config)
     vault = _core.Vault(keys.vault_keys, keys.fingerprint_key)
     connectors = {c.name: create_connector(c.to_connector_config()) for c in config.connectors}
     router = Router(connectors, config.routing)
     policy, policy_errors = load_policy(config.payments.failover_policy)
-    service = PaymentService(config, store, vault, connectors, router, policy)
-    reconciler = Reconciler(service, config.reconciler)
+    answers = HttpAnswers()
+    service = PaymentService(config, store, vault, connectors, router, policy, answers)
+    reconciler = Reconciler(store, connectors, config.reconciler, service.operations, answers)
     service.reconciler = reconciler
+    recovery = Recovery(config, store, connectors, answers, service.operations, reconciler)
     routing_admin = RoutingAdmin(
         router, store, config.admin_api_key, config.routing, config_path, config.reconciler
     )
     app[RECONCILER] = reconciler
+    app[RECOVERY] = recovery
     app[POLICY_ERRORS] = [str(e) for e in policy_errors]
     app[STORE] = store
     app[SERVICE] = service
@@ -106,7 +110,7 @@ def build_gateway(
                 Merchant(id=config.demo.merchant_id, name="Demo merchant", created_at=time.time())
             )
             await register_api_key(store, config.demo.merchant_id, config.demo.api_key)
-        recovered = await service.recover()
+        recovered = await recovery.run()
         await routing_admin.start()
         reconciler.start()
         log(

@@ -6,6 +6,8 @@ import re
 
 import msgspec
 
+from paymux.domain.errors import Refusal, RefusalKind
+
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     type: (
@@ -66,3 +68,22 @@ def from_validation(exc: msgspec.ValidationError) -> ApiError:
         return invalid("parameter_missing", f"Missing required param: {param}", param)
     message = _PATH.sub("", text).strip(" -")
     return invalid("parameter_invalid", f"Invalid {param or 'body'}: {message}", param)
+
+
+_REFUSAL_HTTP: dict[RefusalKind, tuple[int, str]] = {
+    RefusalKind.INVALID: (400, "invalid_request_error"),
+    RefusalKind.CARD: (400, "card_error"),
+    RefusalKind.NOT_FOUND: (404, "invalid_request_error"),
+    RefusalKind.CONFLICT: (409, "invalid_request_error"),
+    RefusalKind.DECLINED: (402, "psp_error"),
+    RefusalKind.UNAVAILABLE: (502, "api_error"),
+}
+
+
+def from_refusal(refusal: Refusal) -> ApiError:
+    """The HTTP form of a refusal from the payment flow: the one place its kinds get statuses."""
+    status, type_ = _REFUSAL_HTTP[refusal.kind]
+    error = ApiError(status, type_, refusal.code, refusal.message, refusal.param)
+    error.body.decline_class = refusal.decline_class
+    error.body.raw_code = refusal.raw_code
+    return error

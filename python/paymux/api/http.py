@@ -18,9 +18,15 @@ import orjson
 from aiohttp import web
 
 from paymux.api import schemas
-from paymux.api.errors import ApiError, ErrorEnvelope, from_validation, invalid
+from paymux.api.auth import KEY_PREFIX_LEN, bearer_secret, hash_api_key
+from paymux.api.edge import EDGE, BodyTimeout, RateLimited
+from paymux.api.errors import ApiError, ErrorEnvelope, from_refusal, from_validation, invalid
 from paymux.api.schemas import encode_body
+from paymux.api.strict_json import check_body, check_content_type
+from paymux.api.views import payment_view, refund_view, token_view
+from paymux.domain.errors import Refusal
 from paymux.domain.ids import random_hex
+from paymux.domain.lifecycle import IllegalTransition
 from paymux.domain.records import (
     IdempotencyClaim,
     IdempotencyRecord,
@@ -31,7 +37,7 @@ from paymux.domain.records import (
     idempotency_state,
 )
 from paymux.observability import metrics
-from paymux.observability.logs import log, request_id_var
+from paymux.observability.logs import log, request_id_var, scrub_text
 from paymux.payments.service import PaymentService
 from paymux.store.base import Store
 
@@ -63,20 +69,15 @@ def error_response(exc: ApiError) -> web.Response:
 
 
 async def decode(request: web.Request, cls: type[Any], allow_empty: bool = False) -> Any:
+    """The body as `cls`, strictly: a JSON content type (415), valid UTF-8 and no repeated key
+    (400 `invalid_utf8`, `duplicate_key`), then msgspec's validation."""
     body = await request.read()
     if not body.strip():
         if allow_empty:
             return cls()
         raise invalid("body_missing", "The request body is empty; send a JSON object")
-    ctype = request.content_type
-    if ctype not in ("application/json", "application/octet-stream") and not ctype.endswith(
-        "+json"
-    ):
-        raise invalid(
-            "unsupported_media_type",
-            f"Content-Type must be application/json, got {ctype or 'none'}",
-            status=415,
-        )
+    check_content_type(request)
+    check_body(body)
     decoder = _decoders.get(cls)
     if decoder is None:
         decoder = _decoders[cls] = msgspec.json.Decoder(cls)
@@ -90,6 +91,8 @@ async def decode(request: web.Request, cls: type[Any], allow_empty: bool = False
 
 # -- middlewares ------------------------------------------------------------------------------
 
+_SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -99,11 +102,27 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         rid = random_hex(16)
     token = request_id_var.set(rid)
     started = time.perf_counter()
+    edge = request.app.get(EDGE)
+    disconnected: str | None = None
     try:
         try:
-            response = await handler(request)
+            if edge is not None and request.method not in _SAFE_METHODS:
+                # A client that goes away must not cut short what it asked for: a payment sent
+                # to a PSP completes and is stored, and the client's retry replays it.
+                response = await edge.shielded(handler(request))
+            else:
+                response = await handler(request)
+        except RateLimited as exc:
+            response = error_response(exc)
+            response.headers["Retry-After"] = str(exc.retry_after)
+            if exc.close:
+                response.force_close()
         except ApiError as exc:
             response = error_response(exc)
+        except Refusal as exc:  # the payment flow said no: its kind decides the status
+            response = error_response(from_refusal(exc))
+        except IllegalTransition as exc:  # a state the flow did not expect: never a 500
+            response = error_response(invalid(exc.code, exc.message, status=409))
         except web.HTTPRequestEntityTooLarge:
             response = error_response(
                 invalid("body_too_large", "The request body is too large", status=413)
@@ -113,10 +132,43 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 raise
             code = {404: "route_not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
             response = error_response(invalid(code, exc.reason, status=exc.status))
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+        except BodyTimeout:
+            response = error_response(
+                invalid("request_timeout", "The request body was not received in time", status=408)
+            )
+            response.force_close()
+        except (ConnectionResetError, web.RequestPayloadError) as exc:
+            if request.transport is None or isinstance(exc, ConnectionResetError):
+                disconnected = "body"  # gone while sending its body: nothing was done
+                response = error_response(
+                    ApiError(499, "invalid_request_error", "client_closed", "Client went away")
+                )
+            else:  # broken framing (a bad chunk) in a body still arriving
+                response = error_response(
+                    invalid("malformed_body", "The request body's framing is invalid")
+                )
+                response.force_close()
         except Exception as exc:  # noqa: BLE001 - a bug must not leak a stack trace to the client
-            log("unhandled_error", logging.ERROR, error_type=type(exc).__name__, path=request.path)
+            log(
+                "unhandled_error",
+                logging.ERROR,
+                error_type=type(exc).__name__,
+                path=scrub_text(request.path, 100),
+            )
             response = error_response(
                 ApiError(500, "api_error", "internal_error", "An internal error occurred")
+            )
+        if disconnected is None and request.transport is None:
+            disconnected = "response"  # gone while the gateway worked: the work is done, kept
+        if disconnected is not None:
+            metrics.client_disconnected(disconnected)
+            log(
+                "client_disconnected",
+                phase=disconnected,
+                method=request.method,
+                merchant_id=request.get(MERCHANT_ID),
             )
         response.headers["X-Request-Id"] = rid
         resource = request.match_info.route.resource
@@ -128,48 +180,62 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             elapsed,
             response.headers.get("Idempotent-Replayed") == "true",
         )
-        log(
-            "request",
-            method=request.method,
-            path=request.match_info.route.resource.canonical
-            if request.match_info.route.resource is not None
-            else request.path,
-            status=response.status,
-            duration_ms=round(elapsed * 1000, 3),
-            merchant_id=request.get(MERCHANT_ID),
-            idempotency_replayed=response.headers.get("Idempotent-Replayed") == "true" or None,
-        )
+        if edge is None or edge.access_log:
+            log(
+                "request",
+                method=request.method,
+                path=resource.canonical if resource is not None else scrub_text(request.path, 100),
+                status=response.status,
+                duration_ms=round(elapsed * 1000, 3),
+                merchant_id=request.get(MERCHANT_ID),
+                idempotency_replayed=response.headers.get("Idempotent-Replayed") == "true" or None,
+                client_disconnected=disconnected is not None or None,
+            )
         return response
     finally:
         request_id_var.reset(token)
 
 
 async def authenticate(request: web.Request) -> str:
-    """The merchant id behind the request's secret key. Keys are compared by SHA-256 hash."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    """The merchant id behind the request's secret key (compared by its SHA-256 hash).
+
+    A key seen recently is answered from the cache. Otherwise the failed-authentication limits
+    (per source address and per key prefix) are checked before the store is asked, so a flood
+    of bad keys costs a hash and a dict lookup each; then the merchant's own request rate."""
+    edge = request.app.get(EDGE)
+    secret = bearer_secret(request)
+    if secret is None:
+        if edge is not None:
+            edge.check_auth(request.remote, None)
+            edge.auth_failed(request.remote, None)
         raise ApiError(
             401,
             "authentication_error",
             "api_key_missing",
             "Send your secret key as `Authorization: Bearer sk_...`",
         )
-    key_hash = hashlib.sha256(secret.strip().encode()).hexdigest()
+    key_hash = hash_api_key(secret)
     cache = request.app[KEY_CACHE]
     hit = cache.get(key_hash)
     now = time.monotonic()
     if hit is not None and hit[1] > now:
         merchant_id = hit[0]
     else:
+        prefix = secret[:KEY_PREFIX_LEN]
+        if edge is not None:
+            edge.check_auth(request.remote, prefix)
         key = await request.app[STORE].find_api_key(key_hash)
         if key is None:
+            if edge is not None:
+                edge.auth_failed(request.remote, prefix)
             raise ApiError(401, "authentication_error", "api_key_invalid", "Invalid API key")
         merchant_id = key.merchant_id
         if len(cache) > 10_000:
             cache.clear()
         cache[key_hash] = (merchant_id, now + _KEY_CACHE_TTL_S)
     request[MERCHANT_ID] = merchant_id
+    if edge is not None:
+        edge.admit_merchant(merchant_id)
     return merchant_id
 
 
@@ -285,6 +351,8 @@ def idempotent(handler: Handler) -> Handler:
             response = await handler(request)
         except ApiError as exc:
             response = error_response(exc)
+        except Refusal as exc:
+            response = error_response(from_refusal(exc))
         except BaseException:
             # An unexpected failure: free the key if nothing was created, so the client can retry;
             # if a payment exists, crash recovery completes the record from the payment's state.
@@ -304,19 +372,25 @@ def _service(request: web.Request) -> PaymentService:
     return request.app[SERVICE]
 
 
+def _answered(answer: tuple[int, bytes]) -> web.Response:
+    status, body = answer
+    return web.Response(status=status, body=body, content_type="application/json")
+
+
 @idempotent_in_transaction
 async def create_payment(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CreatePayment)
-    status, answer = await _service(request).create_payment(
-        request[MERCHANT_ID], body, request.get(IDEMPOTENCY_CLAIM)
+    return _answered(
+        await _service(request).create_payment(
+            request[MERCHANT_ID], body, request.get(IDEMPOTENCY_CLAIM)
+        )
     )
-    return web.Response(status=status, body=answer, content_type="application/json")
 
 
 async def get_payment(request: web.Request) -> web.StreamResponse:
     merchant_id = await authenticate(request)
-    status, view = await _service(request).get_payment(merchant_id, request.match_info["id"])
-    return json_response(status, view)
+    payment, attempts = await _service(request).get_payment(merchant_id, request.match_info["id"])
+    return json_response(200, payment_view(payment, attempts))
 
 
 def _float_param(request: web.Request, name: str) -> float | None:
@@ -352,50 +426,70 @@ async def list_payments(request: web.Request) -> web.StreamResponse:
         starting_after=q.get("starting_after"),
         limit=limit,
     )
-    status_code, view = await _service(request).list_payments(merchant_id, flt)
-    return json_response(status_code, view)
+    rows, has_more = await _service(request).list_payments(merchant_id, flt)
+    return json_response(
+        200,
+        schemas.PaymentList(
+            object="list",
+            data=[payment_view(p, attempts) for p, attempts in rows],
+            has_more=has_more,
+            next_cursor=rows[-1][0].id if has_more else None,
+        ),
+    )
 
 
-@idempotent
+# Captures, voids and refunds claim their Idempotency-Key in the transaction that starts the
+# operation and complete it in the one that settles it (inline, or later by the reconciler).
+
+
+@idempotent_in_transaction
 async def capture_payment(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CapturePayment, allow_empty=True)
-    status, view = await _service(request).capture(
-        request[MERCHANT_ID], request.match_info["id"], body
+    return _answered(
+        await _service(request).capture(
+            request[MERCHANT_ID], request.match_info["id"], body, request.get(IDEMPOTENCY_CLAIM)
+        )
     )
-    return json_response(status, view)
 
 
-@idempotent
+@idempotent_in_transaction
 async def cancel_payment(request: web.Request) -> web.StreamResponse:
     await decode(request, schemas.CancelPayment, allow_empty=True)
-    status, view = await _service(request).cancel(request[MERCHANT_ID], request.match_info["id"])
-    return json_response(status, view)
+    return _answered(
+        await _service(request).cancel(
+            request[MERCHANT_ID], request.match_info["id"], request.get(IDEMPOTENCY_CLAIM)
+        )
+    )
 
 
-@idempotent
+@idempotent_in_transaction
 async def create_refund(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CreateRefund)
-    status, view = await _service(request).create_refund(request[MERCHANT_ID], body)
-    return json_response(status, view)
+    return _answered(
+        await _service(request).create_refund(
+            request[MERCHANT_ID], body, request.get(IDEMPOTENCY_CLAIM)
+        )
+    )
 
 
 async def get_refund(request: web.Request) -> web.StreamResponse:
     merchant_id = await authenticate(request)
-    status, view = await _service(request).get_refund(merchant_id, request.match_info["id"])
-    return json_response(status, view)
+    refund = await _service(request).get_refund(merchant_id, request.match_info["id"])
+    return json_response(200, refund_view(refund))
 
 
 @idempotent
 async def create_token(request: web.Request) -> web.StreamResponse:
     body = await decode(request, schemas.CreateToken)
-    status, view = await _service(request).create_token(request[MERCHANT_ID], body)
-    return json_response(status, view)
+    token = await _service(request).create_token(request[MERCHANT_ID], body)
+    return json_response(200, token_view(token))
 
 
 async def delete_token(request: web.Request) -> web.StreamResponse:
     merchant_id = await authenticate(request)
-    status, view = await _service(request).delete_token(merchant_id, request.match_info["id"])
-    return json_response(status, view)
+    token_id = request.match_info["id"]
+    await _service(request).delete_token(merchant_id, token_id)
+    return json_response(200, schemas.DeletedView(id=token_id, object="token", deleted=True))
 
 
 async def health(request: web.Request) -> web.StreamResponse:

@@ -21,7 +21,13 @@ import enum
 from dataclasses import dataclass
 
 from paymux.domain.outcomes import AttemptStatus
-from paymux.domain.records import AttemptRecord, PaymentRecord, PaymentStatus, RefundRecord
+from paymux.domain.records import (
+    AttemptRecord,
+    OperationRecord,
+    PaymentRecord,
+    PaymentStatus,
+    RefundRecord,
+)
 
 
 class Operation(enum.StrEnum):
@@ -140,7 +146,10 @@ ATTEMPT_MOVES: dict[str, frozenset[str]] = {
         }
     ),
     AttemptStatus.DECLINED: frozenset({AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED}),
-    AttemptStatus.NOT_FOUND: frozenset({AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED}),
+    # A sync's "not found" is recorded on the attempt as a clean failure.
+    AttemptStatus.NOT_FOUND: frozenset(
+        {AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED, AttemptStatus.FAILED}
+    ),
 }
 
 
@@ -268,6 +277,30 @@ def transition_refund(refund: RefundRecord, outcome: Outcome, *, now: float | No
     return before
 
 
+# A capture's or void's own row: pending until the PSP's answer is known, then final.
+OPERATION_TRANSITIONS: dict[tuple[str, Outcome], str] = {
+    ("pending", R.SUCCEEDED): "succeeded",
+    ("pending", R.FAILED): "failed",
+    ("pending", R.NOT_FOUND): "failed",
+    ("pending", R.UNKNOWN): "pending",
+}
+
+
+def settle_operation(
+    operation: OperationRecord, outcome: Outcome, now: float | None = None
+) -> None:
+    """Apply a PSP outcome to a capture's or void's row; final rows never change."""
+    try:
+        operation.status = OPERATION_TRANSITIONS[(operation.status, outcome)]
+    except KeyError:
+        raise IllegalTransition(
+            "operation_unexpected_state",
+            f"A {operation.kind} that is {operation.status} cannot become {outcome}",
+        ) from None
+    if now is not None:
+        operation.updated_at = now
+
+
 def settle_attempt(attempt: AttemptRecord, status: str) -> None:
     """Record the PSP's word on an attempt. An attempt that holds funds only moves to releasing
     them; an unsettled one (started, pending, an ambiguous failure) may move anywhere."""
@@ -291,8 +324,8 @@ def mermaid() -> str:
         if frm == to and outcome in (R.UNKNOWN, R.REQUIRES_ACTION) or frm == to == S.SUCCEEDED:
             continue  # self-loops of "still unknown" and refunds' amount moves: in the table
         edges.setdefault((frm, to), []).append(f"{op} {outcome}")
-    for (frm, to), labels in edges.items():
-        lines.append(f"    {frm} --> {to}: {', '.join(labels)}")
+    for (source, target), labels in edges.items():
+        lines.append(f"    {source} --> {target}: {', '.join(labels)}")
     for final in sorted(TERMINAL):
         lines.append(f"    {final} --> [*]")
     lines.append("    succeeded --> [*]")

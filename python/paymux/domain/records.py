@@ -199,6 +199,19 @@ class IdempotencyRecord(msgspec.Struct, kw_only=True):
     response_status: int | None = None
     response_body: bytes | None = None
     payment_id: str | None = None
+    operation_id: str | None = None  # the capture, void or refund the key created
+
+
+class StoredAnswer(msgspec.Struct, kw_only=True, frozen=True):
+    """The answer that completes the Idempotency-Keys bound to one payment (``operation_id``
+    None: the request that created it) or to one of its operations, written in the same
+    transaction as the state it answers for. ``status`` and ``body`` come rendered from the API
+    layer; the flow never looks inside them."""
+
+    payment_id: str
+    operation_id: str | None
+    status: int
+    body: bytes
 
 
 class IdempotencyClaim(msgspec.Struct, kw_only=True, frozen=True):
@@ -227,15 +240,6 @@ def idempotency_state(record: IdempotencyRecord, request_hash: str) -> Idempoten
     if record.status != "completed":
         return IdempotencyState.IN_PROGRESS
     return IdempotencyState.COMPLETED
-
-
-class IdempotentResponse(msgspec.Struct, kw_only=True, frozen=True):
-    """The answer that completes an idempotency record: replayed exactly for the same key."""
-
-    merchant_id: str
-    key: str
-    status: int
-    body: bytes
 
 
 class PaymentFilter(msgspec.Struct, kw_only=True):

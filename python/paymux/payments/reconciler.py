@@ -22,44 +22,59 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
 
 from paymux.config import ReconcilerConfig
-from paymux.connectors.base import ConnectorResult, RefundRequest, SyncRequest, VoidRequest
+from paymux.connectors.base import (
+    Connector,
+    ConnectorResult,
+    RefundRequest,
+    SyncRequest,
+    VoidRequest,
+)
+from paymux.domain.lifecycle import Operation, Outcome, settle_attempt, transition
 from paymux.domain.outcomes import AttemptStatus
 from paymux.domain.records import (
     AttemptRecord,
     Conflict,
-    EventRecord,
+    OperationRecord,
     PaymentRecord,
     PaymentStatus,
     ReconcileWatch,
+    RefundRecord,
+    StoredAnswer,
 )
 from paymux.observability.logs import log
-
-if TYPE_CHECKING:
-    from paymux.payments.service import PaymentService
+from paymux.payments.answers import Answers
+from paymux.payments.effects import (
+    apply_authorization,
+    authorization_outcome,
+    declined_error,
+    event,
+    fail_payment,
+    record_attempt_result,
+)
+from paymux.payments.operations import OperationFlow
+from paymux.store.base import Store
 
 _HOLDS = (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED)
 _LATE_AUTH_MAX_INTERVAL_S = 3600.0
-
-
-def _event(payment: PaymentRecord, type_: str, **kw: Any) -> EventRecord:
-    return EventRecord(
-        payment_id=payment.id,
-        merchant_id=payment.merchant_id,
-        type=type_,
-        created_at=time.time(),
-        **kw,
-    )
+_OPERATION_MAX_INTERVAL_S = 300.0
 
 
 class Reconciler:
-    def __init__(self, service: PaymentService, config: ReconcilerConfig) -> None:
-        self.service = service
-        self.store = service.store
-        self.connectors = service.connectors
+    def __init__(
+        self,
+        store: Store,
+        connectors: dict[str, Connector],
+        config: ReconcilerConfig,
+        operations: OperationFlow,
+        answers: Answers,
+    ) -> None:
+        self.store = store
+        self.connectors = connectors
         self.config = config
+        self.operations = operations
+        self.answers = answers
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -142,7 +157,92 @@ class Reconciler:
         )
 
     async def run_once(self) -> int:
-        """One pass over the due watch rows; returns how many were checked."""
+        """One pass: due watch rows, in-flight captures, voids and refunds, and 3-D Secure
+        challenges left unanswered; returns how many were checked."""
+        checked = await self._check_watches()
+        checked += await self._check_operations()
+        checked += await self._expire_actions()
+        return checked
+
+    # captures, voids and refunds whose PSP answer is unknown
+
+    async def _check_operations(self) -> int:
+        """Sync every pending operation that is due (backing off per operation), through the
+        same code the inline path settles with (OperationFlow.settle_pending)."""
+        now = time.time()
+        checked = 0
+        pending: list[OperationRecord | RefundRecord] = [
+            *await self.store.pending_operations(),
+            *await self.store.pending_refunds(),
+        ]
+        for operation in pending:
+            checks = operation.checks if isinstance(operation, OperationRecord) else 0
+            delay = min(
+                self.config.pending_check_s * 2 ** min(checks, 16), _OPERATION_MAX_INTERVAL_S
+            )
+            if operation.updated_at + delay > now:
+                continue
+            try:
+                await self.operations.settle_pending(operation)
+            except Exception as exc:  # noqa: BLE001 - one bad row never blocks the others
+                log(
+                    "reconcile_operation_failed",
+                    logging.ERROR,
+                    operation_id=operation.id,
+                    error_type=type(exc).__name__,
+                    error=str(exc)[:200],
+                )
+            checked += 1
+        return checked
+
+    # 3-D Secure challenges nobody completed
+
+    async def _expire_actions(self) -> int:
+        """A payment waiting for its customer longer than ``requires_action_expiry_s`` is asked
+        about once more, then fails ``authentication_expired``; its attempt stays watched, so an
+        authorization that surfaces late is voided."""
+        cutoff = time.time() - self.config.requires_action_expiry_s
+        expired = 0
+        for payment in await self.store.payments_in_status(PaymentStatus.REQUIRES_ACTION):
+            if payment.updated_at > cutoff:
+                continue
+            attempts = await self.store.list_attempts(payment.id)
+            waiting = [a for a in attempts if a.status == AttemptStatus.REQUIRES_ACTION]
+            if waiting:
+                result = await self._sync(waiting[-1])
+                if result is not None and result.status not in (
+                    AttemptStatus.REQUIRES_ACTION,
+                    AttemptStatus.PENDING,
+                    AttemptStatus.FAILED,
+                ):
+                    continue  # it did complete: the next pass settles it through its watch
+            before = payment.status
+            change = transition(payment, Operation.EXPIRE, Outcome.EXPIRED, now=time.time())
+            payment.error = {
+                "type": "card_error",
+                "code": "authentication_expired",
+                "decline_class": None,
+                "message": "The customer did not complete authentication in time.",
+                "raw_code": None,
+            }
+            status, body = self.answers.payment(payment, attempts)
+            try:
+                await self.store.transition_payment(
+                    payment,
+                    (before,),
+                    [event(payment, "payment.authentication_expired", change=change)],
+                    StoredAnswer(
+                        payment_id=payment.id, operation_id=None, status=status, body=body
+                    ),
+                )
+            except Conflict:
+                continue
+            for attempt in waiting:
+                await self.watch(attempt, "late_auth", "authentication expired")
+            expired += 1
+        return expired
+
+    async def _check_watches(self) -> int:
         now = time.time()
         lease = now + max(self.config.interval_s * 4, 5.0)
         claimed = []
@@ -243,46 +343,48 @@ class Reconciler:
         ):
             self._reschedule(watch, self.config.pending_check_s, f"sync: {result.status}")
             return
-        service = self.service
         before = payment.status
-        service._record_result(attempt, result)
+        record_attempt_result(attempt, result)
+        outcome = authorization_outcome(result)
         if result.status in _HOLDS:
             attempt.next_action = "reconciled:authorized"
-            service._apply_authorization(payment, attempt, result)
-            event = "payment.reconciled"
+            change = apply_authorization(payment, attempt, result, Operation.SYNC)
             watch.state = "resolved"
         else:
-            not_found = result.status is AttemptStatus.NOT_FOUND
-            attempt.status = AttemptStatus.FAILED if not_found else result.status
+            not_found = outcome is Outcome.NOT_FOUND
+            if not_found:
+                settle_attempt(attempt, AttemptStatus.FAILED)
             attempt.next_action = f"reconciled:{result.status}"
-            payment.status = PaymentStatus.FAILED
-            payment.error = {
-                "type": "api_error" if not_found else "card_error",
-                "code": result.normalized_code or ("not_processed" if not_found else "declined"),
-                "decline_class": result.decline_class,
-                "message": "The PSP has no approved payment for this attempt."
-                if not_found
-                else (result.raw_message or "The payment was declined."),
-                "raw_code": result.raw_code,
-            }
-            event = "payment.reconciled"
+            error = declined_error(result)
+            if not_found:
+                error.update(
+                    type="api_error",
+                    code=result.normalized_code or "not_processed",
+                    message="The PSP has no approved payment for this attempt.",
+                )
+            change = fail_payment(payment, outcome, error, Operation.SYNC, attempt.connector)
             # A not-found can be a lagging index: keep watching so a late authorization is voided.
             watch.kind = "late_auth"
-        payment.updated_at = time.time()
+        attempts = [
+            attempt if a.id == attempt.id else a for a in await self.store.list_attempts(payment.id)
+        ]
+        status, body = self.answers.payment(payment, attempts)
         try:
             await self.store.transition_payment(
                 payment,
                 (before,),
                 [
-                    _event(
+                    event(
                         payment,
-                        event,
-                        from_status=before,
-                        to_status=payment.status,
+                        "payment.reconciled",
+                        change=change,
                         attempt_id=attempt.id,
                         data={"sync": str(result.status), "reason": attempt.next_action},
                     )
                 ],
+                # The request that created the payment was answered "processing" (202): its
+                # key now replays the final state, committed with it.
+                StoredAnswer(payment_id=payment.id, operation_id=None, status=status, body=body),
             )
         except Conflict:
             self._reschedule(watch, 0.0, "payment changed meanwhile")
@@ -405,7 +507,7 @@ class Reconciler:
         amount = amount or attempt.amount
         reference = f"{attempt.reference}_release"
         kind = "late_capture_refunded" if captured else "late_authorization_voided"
-        attempt.status = AttemptStatus.REFUNDED if captured else AttemptStatus.VOIDED
+        settle_attempt(attempt, AttemptStatus.REFUNDED if captured else AttemptStatus.VOIDED)
         attempt.connector_reference = connector_reference
         attempt.next_action = kind
         attempt.updated_at = time.time()
@@ -413,7 +515,7 @@ class Reconciler:
             attempt,
             None,
             [
-                _event(
+                event(
                     payment,
                     f"attempt.{kind}",
                     attempt_id=attempt.id,

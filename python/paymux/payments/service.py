@@ -1,7 +1,9 @@
 """The payment flow: vault, route, attempt (persisted first), decide, record. One class, one job.
 
-Every method takes an authenticated merchant id and returns the HTTP status and a response Struct;
-every bad request raises ApiError before anything is written.
+Every method takes an authenticated merchant id and returns domain records, or the answer the
+API layer rendered for an Idempotency-Key (``Answers``), stored in the same transaction as the
+state it answers for. A bad request raises ``Refusal`` before anything is written; every status
+change goes through the lifecycle table (python/paymux/domain/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -13,44 +15,48 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from paymux.api import schemas
-from paymux.api.errors import ApiError, invalid, not_found
-from paymux.api.schemas import encode_body
 from paymux.config import GatewayConfig
 from paymux.connectors.base import (
     AuthorizeRequest,
-    CaptureRequest,
     CardDetails,
     Connector,
     ConnectorResult,
-    RefundRequest,
     SyncRequest,
-    VoidRequest,
 )
-from paymux.failover.policy import AttemptContext, FailoverPolicy
-from paymux.observability import metrics
-from paymux.routing.router import Router
-
-if TYPE_CHECKING:
-    from paymux.payments.reconciler import Reconciler
+from paymux.domain.errors import Refusal, RefusalKind, invalid, not_found
 from paymux.domain.ids import new_id
+from paymux.domain.lifecycle import Outcome
 from paymux.domain.money import is_known_currency
-from paymux.domain.outcomes import AttemptStatus, DeclineClass
+from paymux.domain.outcomes import AttemptStatus
 from paymux.domain.records import (
     AttemptRecord,
-    Conflict,
     EventRecord,
     IdempotencyClaim,
-    IdempotentResponse,
     PaymentFilter,
     PaymentRecord,
     PaymentStatus,
     RefundRecord,
+    StoredAnswer,
     TokenRecord,
 )
+from paymux.failover.policy import AttemptContext, FailoverPolicy
+from paymux.observability import metrics
 from paymux.observability.logs import log
+from paymux.payments import crashpoints
+from paymux.payments.answers import Answer, Answers
+from paymux.payments.effects import (
+    apply_authorization,
+    declined_error,
+    event,
+    fail_payment,
+    record_attempt_result,
+)
+from paymux.payments.operations import OperationFlow
+from paymux.routing.router import Router
 from paymux.store.base import Store
 
-TERMINAL = frozenset({PaymentStatus.FAILED, PaymentStatus.CANCELED})
+if TYPE_CHECKING:
+    from paymux.payments.reconciler import Reconciler
 
 # Why a card in our hands cannot be used, by the Rust core's error code.
 _CARD_ERRORS = {
@@ -63,15 +69,9 @@ _CARD_ERRORS = {
 }
 
 
-def _card_error(exc: Exception, param: str) -> ApiError:
+def _card_error(exc: Exception, param: str) -> Refusal:
     code, message = _CARD_ERRORS.get(getattr(exc, "code", ""), ("invalid_card", "Invalid card."))
-    return ApiError(400, "card_error", code, message, param)
-
-
-def _event(payment: PaymentRecord, type_: str, now: float, **kw: Any) -> EventRecord:
-    return EventRecord(
-        payment_id=payment.id, merchant_id=payment.merchant_id, type=type_, created_at=now, **kw
-    )
+    return Refusal(RefusalKind.CARD, code, message, param)
 
 
 @dataclass(slots=True)
@@ -94,8 +94,11 @@ class PaymentService:
         connectors: dict[str, Connector],
         router: Router,
         policy: FailoverPolicy,
+        answers: Answers,
     ) -> None:
         self.config = config
+        self.answers = answers
+        self.operations = OperationFlow(config, store, connectors, answers)
         self.store = store
         self.vault = vault
         self.connectors = connectors
@@ -129,25 +132,24 @@ class PaymentService:
             created_at=now,
         )
 
-    async def create_token(self, merchant_id: str, body: schemas.CreateToken) -> tuple[int, Any]:
+    async def create_token(self, merchant_id: str, body: schemas.CreateToken) -> TokenRecord:
         now = time.time()
         record = self._token_record(
             merchant_id, self._tokenize(merchant_id, body.card, "card.number"), now
         )
         await self.store.insert_token(record)
-        return 200, token_view(record)
+        return record
 
-    async def delete_token(self, merchant_id: str, token_id: str) -> tuple[int, Any]:
+    async def delete_token(self, merchant_id: str, token_id: str) -> None:
         if not await self.store.delete_token(merchant_id, token_id, time.time()):
             raise not_found("token", "id")
-        return 200, schemas.DeletedView(id=token_id, object="token", deleted=True)
 
     # payments
 
     async def create_payment(
         self, merchant_id: str, body: schemas.CreatePayment, claim: IdempotencyClaim | None
-    ) -> tuple[int, bytes]:
-        """Authorize (and capture) a new payment; returns the HTTP status and the JSON answer.
+    ) -> Answer:
+        """Authorize (and capture) a new payment; returns its rendered answer.
 
         With ``claim``, the Idempotency-Key is claimed in the transaction that creates the
         payment (IdempotencyTaken if it is bound already, with nothing written) and completed
@@ -181,9 +183,8 @@ class PaymentService:
             holder = None
             today = dt.date.today()
             if (token.exp_year, token.exp_month) < (today.year, today.month):
-                raise ApiError(
-                    400,
-                    "card_error",
+                raise Refusal(
+                    RefusalKind.CARD,
                     "expired_card",
                     "The card has expired.",
                     "payment_method.token",
@@ -222,13 +223,14 @@ class PaymentService:
             payment,
             new_token,
             [
-                _event(
+                event(
                     payment, "payment.created", now, to_status=payment.status, data=payment.routing
                 )
             ],
             first_attempt=first,
             claim=claim,
         )
+        crashpoints.reached("authorize.before_psp")
         revealed = self.vault.reveal(merchant_id, token.id, token.ciphertext)
         card = CardDetails(revealed.number, revealed.exp_month, revealed.exp_year, cvc, holder)
         del revealed
@@ -239,20 +241,19 @@ class PaymentService:
         finally:
             card.number = ""
             card.cvc = None
+        crashpoints.reached("authorize.after_psp")
         # The attempts, in seq order, are what reading them back would return.
-        status = 402 if payment.status == PaymentStatus.FAILED else 200
-        answer = encode_body(payment_view(payment, outcome.attempts))
-        completion = None
-        if claim is not None:
-            completion = IdempotentResponse(
-                merchant_id=merchant_id, key=claim.key, status=status, body=answer
-            )
+        answer = self.answers.payment(payment, outcome.attempts)
         last = outcome.attempts[-1]
         # The payment's final state, its event and the idempotent answer: one transaction.
-        await self._finish(payment, last, outcome.event, completion)
+        stored = StoredAnswer(
+            payment_id=payment.id, operation_id=None, status=answer[0], body=answer[1]
+        )
+        await self._finish(payment, last, outcome.event, stored)
+        crashpoints.reached("authorize.after_commit")
         if outcome.watch is not None and self.reconciler is not None:
             await self.reconciler.watch(last, outcome.watch, outcome.watch_note)
-        return status, answer
+        return answer
 
     async def _run_attempts(
         self,
@@ -287,20 +288,14 @@ class PaymentService:
             status = result.status
             if status in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED):
                 attempt.next_action = "done"
-                self._apply_authorization(payment, attempt, result)
+                apply_authorization(payment, attempt, result)
                 return _Outcome(attempts, "payment.authorized")
             if status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION) or (
                 status is AttemptStatus.FAILED and result.ambiguous
             ):
                 # Unknown or waiting at this PSP: going elsewhere could charge twice.
                 attempt.next_action = "await_psp"
-                payment.status = (
-                    PaymentStatus.REQUIRES_ACTION
-                    if status is AttemptStatus.REQUIRES_ACTION
-                    else PaymentStatus.PROCESSING
-                )
-                payment.connector = name
-                payment.connector_reference = result.connector_reference
+                apply_authorization(payment, attempt, result)
                 # A 3DS challenge waits for the customer; anything else is synced until settled.
                 watch = None if status is AttemptStatus.REQUIRES_ACTION else "pending"
                 return _Outcome(attempts, "payment.pending", watch)
@@ -325,15 +320,7 @@ class PaymentService:
             if decision.cascade and not remaining:  # a policy cannot cascade to nobody
                 attempt.next_action = "no_candidates_left"
             if not decision.cascade or not remaining:
-                payment.status = PaymentStatus.FAILED
-                payment.connector = name
-                payment.error = {
-                    "type": "card_error" if status is AttemptStatus.DECLINED else "api_error",
-                    "code": result.normalized_code or "declined",
-                    "decline_class": result.decline_class,
-                    "message": result.raw_message or "The payment was declined.",
-                    "raw_code": result.raw_code,
-                }
+                fail_payment(payment, Outcome.DECLINED, declined_error(result), connector=name)
                 if reached_psp:  # should it surface at the PSP after all, it is voided
                     return _Outcome(attempts, "payment.failed", "late_auth", "sync said not found")
                 return _Outcome(attempts, "payment.failed")
@@ -345,7 +332,7 @@ class PaymentService:
                 attempt,
                 None,
                 [
-                    _event(
+                    event(
                         payment,
                         "attempt.cascaded",
                         time.time(),
@@ -391,7 +378,7 @@ class PaymentService:
             updated_at=now,
         )
         attempt.reference = attempt.id  # the PSP's idempotency key: unique per attempt
-        return attempt, _event(
+        return attempt, event(
             payment,
             "attempt.started",
             now,
@@ -422,7 +409,13 @@ class PaymentService:
             description=description,
             metadata=payment.metadata,
         )
-        result = await connector.authorize(request)
+        crashpoints.reached("authorize.during_psp")
+        self.router.attempt_started(connector.name)
+        try:
+            result = await connector.authorize(request)
+        except BaseException:
+            self.router.engine.attempt_finished(connector.name)
+            raise
         reached_psp = False
         health_outcome = None
         if result.status is AttemptStatus.FAILED and result.ambiguous:
@@ -431,7 +424,7 @@ class PaymentService:
             health_outcome = "timeout" if result.normalized_code == "timeout" else "technical"
             result = await self._sync_after_ambiguity(connector, attempt, result, request)
             reached_psp = result.status is AttemptStatus.FAILED and not result.ambiguous
-        self._record_result(attempt, result)
+        record_attempt_result(attempt, result)
         self.router.observe(attempt, payment, health_outcome)
         metrics.attempt_finished(
             connector.name,
@@ -486,484 +479,84 @@ class PaymentService:
         found.latency_ms = first.latency_ms
         return found
 
-    @staticmethod
-    def _record_result(attempt: AttemptRecord, result: ConnectorResult) -> None:
-        attempt.status = result.status
-        attempt.connector_reference = result.connector_reference
-        attempt.raw_code = result.raw_code
-        attempt.raw_message = result.raw_message
-        attempt.normalized_code = result.normalized_code
-        attempt.decline_class = result.decline_class
-        attempt.advice_code = result.advice_code
-        attempt.latency_ms = round(result.latency_ms, 3)
-        attempt.ambiguous = result.ambiguous
-        attempt.updated_at = time.time()
-
-    @staticmethod
-    def _apply_authorization(
-        payment: PaymentRecord, attempt: AttemptRecord, result: ConnectorResult
-    ) -> None:
-        payment.connector = attempt.connector
-        payment.connector_reference = result.connector_reference
-        payment.error = None
-        if result.status is AttemptStatus.CAPTURED:
-            payment.status = PaymentStatus.SUCCEEDED
-            payment.amount_received = payment.amount
-            payment.amount_capturable = 0
-        else:
-            payment.status = PaymentStatus.REQUIRES_CAPTURE
-            payment.amount_capturable = payment.amount
-
     async def _finish(
         self,
         payment: PaymentRecord,
         attempt: AttemptRecord,
-        event: str,
-        idempotent_response: IdempotentResponse | None = None,
+        event_type: str,
+        answer: StoredAnswer | None = None,
     ) -> None:
         now = time.time()
         payment.updated_at = now
-        metrics.payment_finished(payment, attempt, event)
+        metrics.payment_finished(payment, attempt, event_type)
         await self.store.finish_attempt(
             attempt,
             payment,
             [
-                _event(
+                event(
                     payment,
-                    event,
+                    event_type,
                     now,
                     to_status=payment.status,
                     attempt_id=attempt.id,
                     data={"reason": attempt.next_action},
                 )
             ],
-            idempotent_response,
+            answer,
         )
 
-    async def _payment_response(self, payment: PaymentRecord) -> tuple[int, Any]:
-        view = payment_view(payment, await self.store.list_attempts(payment.id))
-        return (402 if payment.status == PaymentStatus.FAILED else 200), view
-
-    async def get_payment(self, merchant_id: str, payment_id: str) -> tuple[int, Any]:
+    async def get_payment(
+        self, merchant_id: str, payment_id: str
+    ) -> tuple[PaymentRecord, list[AttemptRecord]]:
         payment = await self.store.get_payment(merchant_id, payment_id)
         if payment is None:
             raise not_found("payment", "id")
-        return 200, payment_view(payment, await self.store.list_attempts(payment.id))
+        return payment, await self.store.list_attempts(payment.id)
 
-    async def list_payments(self, merchant_id: str, flt: PaymentFilter) -> tuple[int, Any]:
+    async def list_payments(
+        self, merchant_id: str, flt: PaymentFilter
+    ) -> tuple[list[tuple[PaymentRecord, list[AttemptRecord]]], bool]:
+        """A page of payments with their attempts (two queries), and whether more follow."""
         limit = flt.limit
         flt.limit = limit + 1
         rows = await self.store.list_payments(merchant_id, flt)
         has_more = len(rows) > limit
         rows = rows[:limit]
-        data = [payment_view(p, await self.store.list_attempts(p.id)) for p in rows]
-        return 200, schemas.PaymentList(
-            object="list",
-            data=data,
-            has_more=has_more,
-            next_cursor=rows[-1].id if has_more else None,
-        )
+        attempts = await self.store.list_attempts_of([p.id for p in rows])
+        return [(p, attempts[p.id]) for p in rows], has_more
 
-    async def _load_for_update(self, merchant_id: str, payment_id: str) -> PaymentRecord:
+    async def _load(self, merchant_id: str, payment_id: str, param: str = "id") -> PaymentRecord:
         payment = await self.store.get_payment(merchant_id, payment_id)
         if payment is None:
-            raise not_found("payment", "id")
+            raise not_found("payment", param)
         return payment
 
+    # captures, voids and refunds: python/paymux/payments/operations.py
+
     async def capture(
-        self, merchant_id: str, payment_id: str, body: schemas.CapturePayment
-    ) -> tuple[int, Any]:
-        payment = await self._load_for_update(merchant_id, payment_id)
-        if payment.status != PaymentStatus.REQUIRES_CAPTURE:
-            raise invalid(
-                "payment_unexpected_state",
-                f"This payment is {payment.status}; only a payment in requires_capture can be "
-                "captured",
-                status=409,
-            )
-        amount = payment.amount_capturable if body.amount is None else body.amount
-        if amount > payment.amount_capturable:
-            raise invalid(
-                "amount_too_large",
-                f"Cannot capture {amount}: only {payment.amount_capturable} is capturable",
-                "amount",
-            )
-        return await self._modify(payment, "capture", amount)
+        self,
+        merchant_id: str,
+        payment_id: str,
+        body: schemas.CapturePayment,
+        claim: IdempotencyClaim | None,
+    ) -> Answer:
+        payment = await self._load(merchant_id, payment_id)
+        return await self.operations.capture(payment, body.amount, claim)
 
-    async def cancel(self, merchant_id: str, payment_id: str) -> tuple[int, Any]:
-        payment = await self._load_for_update(merchant_id, payment_id)
-        if payment.status != PaymentStatus.REQUIRES_CAPTURE:
-            raise invalid(
-                "payment_unexpected_state",
-                f"This payment is {payment.status}; only an uncaptured authorization "
-                "(requires_capture) can be canceled",
-                status=409,
-            )
-        return await self._modify(payment, "void", payment.amount_capturable)
+    async def cancel(
+        self, merchant_id: str, payment_id: str, claim: IdempotencyClaim | None
+    ) -> Answer:
+        payment = await self._load(merchant_id, payment_id)
+        return await self.operations.void(payment, claim)
 
-    async def _modify(self, payment: PaymentRecord, action: str, amount: int) -> tuple[int, Any]:
-        """Capture or void: claim the payment (so a concurrent call can't), call the PSP, record."""
-        before = payment.status
-        now = time.time()
-        payment.status = PaymentStatus.PROCESSING
-        payment.updated_at = now
-        try:
-            await self.store.transition_payment(
-                payment,
-                (before,),
-                [
-                    _event(
-                        payment,
-                        f"payment.{action}_started",
-                        now,
-                        from_status=before,
-                        to_status=payment.status,
-                    )
-                ],
-            )
-        except Conflict as exc:
-            raise invalid(exc.code, exc.message, status=409) from None
-        connector = self.connectors[payment.connector or ""]
-        assert payment.connector_reference is not None
-        reference = new_id("cap" if action == "capture" else "vd")
-        if action == "capture":
-            result = await connector.capture(
-                CaptureRequest(
-                    reference=reference,
-                    connector_reference=payment.connector_reference,
-                    amount=amount,
-                    currency=payment.currency,
-                )
-            )
-            ok = result.status in (AttemptStatus.CAPTURED, AttemptStatus.PENDING)
-        else:
-            result = await connector.void(
-                VoidRequest(
-                    reference=reference,
-                    connector_reference=payment.connector_reference,
-                    amount=amount,
-                    currency=payment.currency,
-                )
-            )
-            ok = result.status in (AttemptStatus.VOIDED, AttemptStatus.PENDING)
-        now = time.time()
-        if ok and action == "capture":
-            payment.status = PaymentStatus.SUCCEEDED
-            payment.amount_received = amount
-            payment.amount_capturable = 0  # a partial capture releases the rest, as Stripe does
-        elif ok:
-            payment.status = PaymentStatus.CANCELED
-            payment.amount_capturable = 0
-        else:
-            payment.status = before  # the authorization still stands; the client may retry
-        payment.updated_at = now
-        await self.store.transition_payment(
-            payment,
-            (PaymentStatus.PROCESSING,),
-            [
-                _event(
-                    payment,
-                    f"payment.{action}_{'succeeded' if ok else 'failed'}",
-                    now,
-                    from_status=PaymentStatus.PROCESSING,
-                    to_status=payment.status,
-                    data={
-                        "amount": amount,
-                        "raw_code": result.raw_code,
-                        "connector_reference": result.connector_reference,
-                    },
-                )
-            ],
-        )
-        if not ok:
-            raise ApiError(
-                502 if result.decline_class == DeclineClass.TECHNICAL else 402,
-                "api_error" if result.decline_class == DeclineClass.TECHNICAL else "psp_error",
-                f"{action}_failed",
-                f"The PSP did not accept the {action}: {result.normalized_code or result.status}",
-            )
-        return await self._payment_response(payment)
+    async def create_refund(
+        self, merchant_id: str, body: schemas.CreateRefund, claim: IdempotencyClaim | None
+    ) -> Answer:
+        payment = await self._load(merchant_id, body.payment_id, "payment_id")
+        return await self.operations.refund(payment, body.amount, body.reason, claim)
 
-    # refunds
-
-    async def create_refund(self, merchant_id: str, body: schemas.CreateRefund) -> tuple[int, Any]:
-        payment = await self.store.get_payment(merchant_id, body.payment_id)
-        if payment is None:
-            raise not_found("payment", "payment_id")
-        if payment.status != PaymentStatus.SUCCEEDED:
-            raise invalid(
-                "payment_not_refundable",
-                f"A payment in status {payment.status} has nothing captured to refund",
-                "payment_id",
-            )
-        amount = body.amount
-        if amount is None:
-            amount = payment.amount_received - payment.amount_refunded
-            if amount <= 0:
-                raise invalid(
-                    "charge_already_refunded", "This payment is fully refunded", status=409
-                )
-        now = time.time()
-        refund = RefundRecord(
-            id=new_id("re"),
-            payment_id=payment.id,
-            merchant_id=merchant_id,
-            amount=amount,
-            currency=payment.currency,
-            status="pending",
-            connector=payment.connector or "",
-            reference="",
-            reason=body.reason,
-            created_at=now,
-            updated_at=now,
-        )
-        refund.reference = refund.id
-        try:
-            await self.store.reserve_refund(
-                refund,
-                _event(
-                    payment, "refund.created", now, data={"refund_id": refund.id, "amount": amount}
-                ),
-            )
-        except Conflict as exc:
-            param = "amount" if exc.code == "refund_exceeds_captured" else "payment_id"
-            raise invalid(exc.code, exc.message, param, status=400) from None
-        connector = self.connectors[refund.connector]
-        assert payment.connector_reference is not None
-        result = await connector.refund(
-            RefundRequest(
-                reference=refund.reference,
-                connector_reference=payment.connector_reference,
-                amount=amount,
-                currency=payment.currency,
-            )
-        )
-        refund.connector_reference = result.connector_reference
-        refund.raw_code = result.raw_code
-        refund.updated_at = time.time()
-        if result.status is AttemptStatus.REFUNDED:
-            refund.status = "succeeded"
-        elif result.status is AttemptStatus.PENDING or (
-            result.status is AttemptStatus.FAILED and result.ambiguous
-        ):
-            refund.status = "pending"  # it may have gone through; it stays reserved
-        else:
-            refund.status = "failed"
-        await self.store.finish_refund(
-            refund,
-            _event(
-                payment,
-                f"refund.{refund.status}",
-                refund.updated_at,
-                data={"refund_id": refund.id, "amount": amount},
-            ),
-        )
-        if refund.status == "failed":
-            raise ApiError(
-                402,
-                "psp_error",
-                "refund_failed",
-                f"The PSP refused the refund: {result.normalized_code or result.raw_code}",
-            )
-        return 200, refund_view(refund)
-
-    async def get_refund(self, merchant_id: str, refund_id: str) -> tuple[int, Any]:
+    async def get_refund(self, merchant_id: str, refund_id: str) -> RefundRecord:
         refund = await self.store.get_refund(merchant_id, refund_id)
         if refund is None:
             raise not_found("refund", "id")
-        return 200, refund_view(refund)
-
-    # crash recovery
-
-    async def recover(self) -> int:
-        """Resolve attempts whose PSP answer never arrived (the process died mid-call)."""
-        resolved = 0
-        for attempt in await self.store.unfinished_attempts():
-            connector = self.connectors.get(attempt.connector)
-            payment = await self.store.get_payment(attempt.merchant_id, attempt.payment_id)
-            if connector is None or payment is None:
-                continue
-            result = await connector.sync(
-                SyncRequest(
-                    reference=attempt.reference, amount=attempt.amount, currency=attempt.currency
-                )
-            )
-            if result.status is AttemptStatus.FAILED and result.ambiguous:
-                continue  # PSP still unreachable: try again on the next start
-            self._record_result(attempt, result)
-            attempt.next_action = "recovered_after_restart"
-            if result.status in (AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED):
-                self._apply_authorization(payment, attempt, result)
-            elif result.status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION):
-                payment.connector = attempt.connector
-                payment.connector_reference = result.connector_reference
-            elif result.status is AttemptStatus.NOT_FOUND:
-                # The PSP never saw it (the gateway stopped before or while sending): nothing was
-                # charged, so the client's retry with the same Idempotency-Key is processed
-                # afresh, and should this attempt surface at the PSP after all, it is voided.
-                attempt.status = AttemptStatus.FAILED
-                payment.status = PaymentStatus.FAILED
-                payment.connector = attempt.connector
-                payment.error = _interrupted_error()
-                if self.reconciler is not None:
-                    await self.reconciler.watch(attempt, "late_auth", "not found after restart")
-            else:
-                attempt.status = result.status
-                payment.status = PaymentStatus.FAILED
-                payment.connector = attempt.connector
-                payment.error = {
-                    "type": "api_error",
-                    "code": result.normalized_code or "not_processed",
-                    "decline_class": result.decline_class,
-                    "message": "The gateway restarted before the PSP's answer was recorded; the "
-                    "PSP did not approve this attempt.",
-                    "raw_code": result.raw_code,
-                }
-            await self._finish(payment, attempt, "payment.recovered")
-            resolved += 1
-        await self._fail_interrupted_payments()
-        await self._complete_stale_idempotency()
-        return resolved
-
-    async def _fail_interrupted_payments(self) -> None:
-        """Payments left processing with nothing outstanding at any PSP: the gateway stopped
-        before an attempt went out (or between a decline and the next cascade)."""
-        for payment in await self.store.payments_in_status(PaymentStatus.PROCESSING):
-            attempts = await self.store.list_attempts(payment.id)
-            if any(
-                a.status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION, "started")
-                or (a.status == AttemptStatus.FAILED and a.ambiguous)
-                for a in attempts
-            ):
-                continue  # the PSP may still act on it: leave it for sync and webhooks
-            before = payment.status
-            payment.status = PaymentStatus.FAILED
-            payment.error = _interrupted_error()
-            payment.updated_at = time.time()
-            await self.store.transition_payment(
-                payment,
-                (before,),
-                [
-                    _event(
-                        payment,
-                        "payment.interrupted",
-                        payment.updated_at,
-                        from_status=before,
-                        to_status=payment.status,
-                    )
-                ],
-            )
-
-    async def _complete_stale_idempotency(self) -> None:
-        """Keys whose first request never got its answer out: replay the payment's state if it
-        reached a PSP, otherwise forget the key so the client's retry is processed afresh."""
-        for record in await self.store.stale_idempotency_records():
-            payment = None
-            if record.payment_id is not None:
-                payment = await self.store.get_payment(record.merchant_id, record.payment_id)
-            if payment is None or (payment.error or {}).get("code") == "processing_interrupted":
-                await self.store.forget_idempotent(record.merchant_id, record.key)
-                continue
-            status, view = await self._payment_response(payment)
-            await self.store.complete_idempotent(
-                record.merchant_id, record.key, status, encode_body(view)
-            )
-
-
-def _interrupted_error() -> dict[str, Any]:
-    """The error of a payment the gateway stopped processing before any PSP acted on it."""
-    return {
-        "type": "api_error",
-        "code": "processing_interrupted",
-        "decline_class": None,
-        "message": "The gateway stopped before this payment was completed; no PSP holds funds "
-        "for it. Retry with the same Idempotency-Key.",
-        "raw_code": None,
-    }
-
-
-def card_view_of(payment: PaymentRecord) -> schemas.CardView | None:
-    if payment.card_brand is None:
-        return None
-    return schemas.CardView(
-        brand=payment.card_brand,
-        bin=payment.card_bin or "",
-        last4=payment.card_last4 or "",
-        exp_month=payment.card_exp_month or 0,
-        exp_year=payment.card_exp_year or 0,
-    )
-
-
-def payment_view(payment: PaymentRecord, attempts: list[AttemptRecord]) -> schemas.PaymentView:
-    error = None
-    if payment.error:
-        error = schemas.PaymentError(
-            type=payment.error.get("type", "card_error"),
-            code=payment.error.get("code", "declined"),
-            decline_class=payment.error.get("decline_class"),
-            message=payment.error.get("message", ""),
-            raw_code=payment.error.get("raw_code"),
-        )
-    return schemas.PaymentView(
-        id=payment.id,
-        object="payment",
-        status=payment.status,
-        amount=payment.amount,
-        amount_capturable=payment.amount_capturable,
-        amount_received=payment.amount_received,
-        amount_refunded=payment.amount_refunded,
-        currency=payment.currency,
-        capture_method=payment.capture_method,
-        connector=payment.connector,
-        connector_reference=payment.connector_reference,
-        card=card_view_of(payment),
-        reference=payment.reference,
-        metadata=payment.metadata,
-        attempts=[
-            schemas.AttemptView(
-                id=a.id,
-                connector=a.connector,
-                outcome=a.status,
-                raw_code=a.raw_code,
-                normalized_code=a.normalized_code,
-                decline_class=a.decline_class,
-                latency_ms=a.latency_ms,
-                connector_reference=a.connector_reference,
-                next_action=a.next_action,
-            )
-            for a in attempts
-        ],
-        error=error,
-        created=int(payment.created_at),
-    )
-
-
-def refund_view(refund: RefundRecord) -> schemas.RefundView:
-    return schemas.RefundView(
-        id=refund.id,
-        object="refund",
-        payment_id=refund.payment_id,
-        amount=refund.amount,
-        currency=refund.currency,
-        status=refund.status,
-        connector=refund.connector,
-        connector_reference=refund.connector_reference,
-        reason=refund.reason,
-        created=int(refund.created_at),
-    )
-
-
-def token_view(token: TokenRecord) -> schemas.TokenView:
-    return schemas.TokenView(
-        id=token.id,
-        object="token",
-        card=schemas.CardView(
-            brand=token.brand,
-            bin=token.bin,
-            last4=token.last4,
-            exp_month=token.exp_month,
-            exp_year=token.exp_year,
-        ),
-        fingerprint=token.fingerprint,
-        created=int(token.created_at),
-    )
+        return refund

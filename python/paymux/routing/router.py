@@ -175,6 +175,7 @@ class Router:
         if outcome is None:
             outcome = outcome_for(attempt.status, attempt.decline_class, attempt.normalized_code)
         if outcome is None:
+            self.engine.attempt_finished(attempt.connector)  # no outcome: ends its stall clock
             return
         # Cascaded attempts (seq > 1) only see cards another PSP just declined: the engine keeps
         # them out of the approval estimates and feeds them to the breaker only.
@@ -186,6 +187,11 @@ class Router:
             time.time(),
             attempt=attempt.seq,
         )
+
+    def attempt_started(self, connector: str) -> None:
+        """An authorization is about to go to ``connector``: ``[routing.stall]`` counts it as in
+        flight until ``observe`` (a connector whose attempts hang is left out of plans)."""
+        self.engine.attempt_started(connector, time.time())
 
     def breaker_states(self) -> dict[str, str]:
         return self.engine.breaker_states(time.time())

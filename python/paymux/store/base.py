@@ -17,13 +17,14 @@ from paymux.domain.records import (
     IdempotencyClaim,
     IdempotencyRecord,
     IdempotencyState,
-    IdempotentResponse,
     Merchant,
+    OperationRecord,
     PaymentFilter,
     PaymentRecord,
     ReconcileWatch,
     RefundRecord,
     RoutingVersion,
+    StoredAnswer,
     TokenRecord,
 )
 
@@ -106,9 +107,8 @@ class Store(abc.ABC):
         """Insert the payment (and the token it vaulted).
 
         ``first_attempt`` is started in the same transaction (as ``start_attempt`` would), and
-        ``claim`` claims its Idempotency-Key for this payment in it first (as
-        ``begin_idempotent`` would), raising IdempotencyTaken, with nothing written, if the key
-        is bound already: one commit before the first PSP call instead of three."""
+        ``claim`` binds its Idempotency-Key to this payment in it first, raising
+        IdempotencyTaken, with nothing written, if the key is bound already."""
 
     @abc.abstractmethod
     async def start_attempt(self, attempt: AttemptRecord, event: EventRecord) -> None:
@@ -120,10 +120,10 @@ class Store(abc.ABC):
         attempt: AttemptRecord,
         payment: PaymentRecord | None,
         events: list[EventRecord],
-        idempotent_response: IdempotentResponse | None = None,
+        answer: StoredAnswer | None = None,
     ) -> None:
-        """Record the attempt's outcome, and the payment's new state if it changed; with
-        ``idempotent_response``, complete that idempotency record in the same transaction."""
+        """Record the attempt's outcome, and the payment's new state if it changed; ``answer``
+        completes the Idempotency-Keys bound to the payment in the same transaction."""
 
     @abc.abstractmethod
     async def transition_payment(
@@ -131,6 +131,7 @@ class Store(abc.ABC):
         payment: PaymentRecord,
         expected_status: tuple[str, ...],
         events: list[EventRecord],
+        answer: StoredAnswer | None = None,
     ) -> None:
         """Write the payment if its stored status is one of ``expected_status``; else Conflict."""
 
@@ -144,23 +145,90 @@ class Store(abc.ABC):
     async def list_attempts(self, payment_id: str) -> list[AttemptRecord]: ...
 
     @abc.abstractmethod
+    async def list_attempts_of(self, payment_ids: list[str]) -> dict[str, list[AttemptRecord]]:
+        """The attempts of several payments in one query, by payment id (for list pages)."""
+
+    @abc.abstractmethod
     async def list_events(self, payment_id: str) -> list[EventRecord]: ...
 
     @abc.abstractmethod
     async def payments_in_status(self, status: str) -> list[PaymentRecord]: ...
 
     @abc.abstractmethod
+    async def payments_touched_since(
+        self, since: float, connector: str | None = None
+    ) -> list[PaymentRecord]:
+        """Payments created or changed since ``since`` (``paymux reconcile``)."""
+
+    @abc.abstractmethod
     async def unfinished_attempts(self) -> list[AttemptRecord]:
         """Attempts persisted as started whose PSP answer never arrived (crash recovery)."""
 
-    # refunds
+    # captures and voids
     @abc.abstractmethod
-    async def reserve_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
-        """Insert a pending refund if the captured amount still covers it; else Conflict."""
+    async def start_operation(
+        self,
+        payment: PaymentRecord,
+        expected_status: tuple[str, ...],
+        operation: OperationRecord,
+        events: list[EventRecord],
+        claim: IdempotencyClaim | None = None,
+    ) -> None:
+        """Persist a capture or void before its PSP call, with the payment's in-flight state,
+        in one transaction: Conflict if the payment is no longer in ``expected_status``;
+        ``claim`` binds its Idempotency-Key to the operation (IdempotencyTaken if bound)."""
 
     @abc.abstractmethod
-    async def finish_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
-        """Record a refund's outcome and keep the payment's amount_refunded in step."""
+    async def finish_operation(
+        self,
+        payment: PaymentRecord,
+        expected_status: tuple[str, ...],
+        operation: OperationRecord,
+        events: list[EventRecord],
+        answer: StoredAnswer | None = None,
+        release_claim: bool = False,
+    ) -> None:
+        """Record the operation's outcome and the payment's new state in one transaction, if
+        the payment is still in ``expected_status`` and the operation still pending (else
+        Conflict). ``answer`` completes the keys bound to the operation; ``release_claim``
+        forgets them instead (a transient failure: the client's retry runs afresh)."""
+
+    @abc.abstractmethod
+    async def update_operation(self, operation: OperationRecord) -> None:
+        """Note what a check learned about a still-pending operation (codes, check count)."""
+
+    @abc.abstractmethod
+    async def pending_operations(self) -> list[OperationRecord]: ...
+
+    @abc.abstractmethod
+    async def list_operations(self, payment_id: str) -> list[OperationRecord]: ...
+
+    # refunds
+    @abc.abstractmethod
+    async def reserve_refund(
+        self,
+        refund: RefundRecord,
+        events: list[EventRecord],
+        claim: IdempotencyClaim | None = None,
+    ) -> PaymentRecord:
+        """Insert a pending refund and reserve its amount on the payment, atomically, if the
+        payment is succeeded and its captured amount still covers it; else Conflict. Returns
+        the payment as written."""
+
+    @abc.abstractmethod
+    async def finish_refund(
+        self,
+        refund: RefundRecord,
+        events: list[EventRecord],
+        answer: StoredAnswer | None = None,
+        release_claim: bool = False,
+    ) -> PaymentRecord:
+        """Record a pending refund's outcome (Conflict if it is not pending any more); a failed
+        refund releases its reservation. Returns the payment as written."""
+
+    @abc.abstractmethod
+    async def update_refund(self, refund: RefundRecord) -> None:
+        """Note what a check learned about a still-pending refund."""
 
     @abc.abstractmethod
     async def get_refund(self, merchant_id: str, refund_id: str) -> RefundRecord | None: ...
@@ -168,21 +236,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_refunds(self, payment_id: str) -> list[RefundRecord]: ...
 
-    # routing versions (hot reload) and the reconciler's watch list. Not abstract: a backend
-    # without them runs with the file's routing config and no background reconciliation.
-    async def routing_versions(self) -> list[RoutingVersion]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def pending_refunds(self) -> list[RefundRecord]: ...
 
-    async def get_routing_version(self, version: int) -> RoutingVersion | None:
-        raise NotImplementedError
+    # routing versions (hot reload) and the reconciler's watch list
+    @abc.abstractmethod
+    async def routing_versions(self) -> list[RoutingVersion]: ...
 
-    async def active_routing_version(self) -> RoutingVersion | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def get_routing_version(self, version: int) -> RoutingVersion | None: ...
 
+    @abc.abstractmethod
+    async def active_routing_version(self) -> RoutingVersion | None: ...
+
+    @abc.abstractmethod
     async def active_routing_version_id(self) -> int | None:
         """Cheap enough to poll every second from every worker."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def add_routing_version(
         self,
         config: dict[str, Any],
@@ -194,26 +265,25 @@ class Store(abc.ABC):
         """Store a new version (made the active one if ``activate``). With
         ``unless_active_equals``, an active version with the same config is returned instead, in
         the same transaction: several workers reloading one file store it once."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def activate_routing_version(self, version: int) -> RoutingVersion | None:
         """Make ``version`` the only active one; None if it does not exist."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def watch_attempt(self, watch: ReconcileWatch) -> None:
         """Add (or re-open) an attempt on the reconciler's watch list."""
-        raise NotImplementedError
 
-    async def due_watches(self, now: float, limit: int = 100) -> list[ReconcileWatch]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def due_watches(self, now: float, limit: int = 100) -> list[ReconcileWatch]: ...
 
+    @abc.abstractmethod
     async def claim_watch(self, attempt_id: str, seen_next_check_at: float, until: float) -> bool:
         """Push a due row's next check to ``until`` if nobody else did since it was read: the
         worker that gets True checks it now."""
-        raise NotImplementedError
 
-    async def update_watch(self, watch: ReconcileWatch) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def update_watch(self, watch: ReconcileWatch) -> None: ...
 
-    async def list_watches(self, payment_id: str) -> list[ReconcileWatch]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def list_watches(self, payment_id: str) -> list[ReconcileWatch]: ...

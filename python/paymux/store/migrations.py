@@ -184,4 +184,38 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX reconcile_watch_due ON reconcile_watch (next_check_at) WHERE state = 'open'",
         ],
     ),
+    (
+        4,
+        [
+            # Captures and voids, each persisted before its PSP call with its own reference (the
+            # PSP's idempotency key). 'pending' until the PSP's answer is known; a crash or an
+            # ambiguous answer leaves it pending for the reconciler to sync by that reference.
+            """CREATE TABLE operations (
+                id TEXT PRIMARY KEY,
+                payment_id TEXT NOT NULL REFERENCES payments(id),
+                merchant_id TEXT NOT NULL,
+                kind TEXT NOT NULL CHECK (kind IN ('capture', 'void')),
+                amount INTEGER NOT NULL CHECK (amount > 0),
+                currency TEXT NOT NULL,
+                connector TEXT NOT NULL,
+                reference TEXT NOT NULL UNIQUE,
+                status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+                connector_reference TEXT,
+                raw_code TEXT,
+                normalized_code TEXT,
+                ambiguous INTEGER NOT NULL DEFAULT 0,
+                checks INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE INDEX operations_payment ON operations (payment_id)",
+            "CREATE INDEX operations_pending ON operations (status) WHERE status = 'pending'",
+            "CREATE INDEX refunds_pending ON refunds (status) WHERE status = 'pending'",
+            # The operation (capture, void or refund id) an Idempotency-Key created, so the
+            # transaction that settles it completes the key too, whoever settles it.
+            "ALTER TABLE idempotency ADD COLUMN operation_id TEXT",
+            "CREATE INDEX idempotency_bound ON idempotency (payment_id, operation_id)",
+            "ALTER TABLE events ADD COLUMN operation_id TEXT",
+        ],
+    ),
 ]

@@ -27,13 +27,14 @@ from paymux.domain.records import (
     IdempotencyRecord,
     IdempotencyState,
     IdempotencyTaken,
-    IdempotentResponse,
     Merchant,
+    OperationRecord,
     PaymentFilter,
     PaymentRecord,
     ReconcileWatch,
     RefundRecord,
     RoutingVersion,
+    StoredAnswer,
     TokenRecord,
     idempotency_state,
 )
@@ -153,7 +154,10 @@ def _update(conn: sqlite3.Connection, table: str, record: msgspec.Struct, where:
 
 
 def _claim_idempotent(
-    conn: sqlite3.Connection, claim: IdempotencyClaim, payment_id: str | None = None
+    conn: sqlite3.Connection,
+    claim: IdempotencyClaim,
+    payment_id: str | None = None,
+    operation_id: str | None = None,
 ) -> tuple[IdempotencyState, IdempotencyRecord | None]:
     # An expired record no longer binds the key.
     conn.execute(
@@ -162,8 +166,8 @@ def _claim_idempotent(
     )
     cur = conn.execute(
         "INSERT OR IGNORE INTO idempotency (merchant_id, key, request_hash, status, created_at, "
-        "payment_id) VALUES (?, ?, ?, 'in_progress', ?, ?)",
-        (claim.merchant_id, claim.key, claim.request_hash, claim.now, payment_id),
+        "payment_id, operation_id) VALUES (?, ?, ?, 'in_progress', ?, ?, ?)",
+        (claim.merchant_id, claim.key, claim.request_hash, claim.now, payment_id, operation_id),
     )
     if cur.rowcount == 1:
         return IdempotencyState.NEW, None
@@ -183,6 +187,54 @@ def _complete_idempotent(
         "WHERE merchant_id = ? AND key = ?",
         (status, body, merchant_id, key),
     )
+
+
+def _bind_claim(
+    conn: sqlite3.Connection,
+    claim: IdempotencyClaim | None,
+    payment_id: str,
+    operation_id: str | None = None,
+) -> None:
+    """Claim a key for what this transaction creates; IdempotencyTaken (the transaction rolls
+    back, nothing written) if it is bound already."""
+    if claim is None:
+        return
+    state, record = _claim_idempotent(conn, claim, payment_id, operation_id)
+    if state is not IdempotencyState.NEW:
+        assert record is not None
+        raise IdempotencyTaken(state, record)
+
+
+def _answer_bound(
+    conn: sqlite3.Connection,
+    answer: StoredAnswer | None,
+    release: tuple[str, str | None] | None = None,
+) -> None:
+    """Complete (or, with ``release``, forget) the keys bound to a payment or an operation."""
+    if answer is not None:
+        conn.execute(
+            "UPDATE idempotency SET status = 'completed', response_status = ?, "
+            "response_body = ? WHERE payment_id = ? AND operation_id IS ?",
+            (answer.status, answer.body, answer.payment_id, answer.operation_id),
+        )
+    if release is not None:
+        conn.execute(
+            "DELETE FROM idempotency WHERE payment_id = ? AND operation_id IS ?", release
+        )
+
+
+def _expect_status(conn: sqlite3.Connection, payment_id: str, expected: tuple[str, ...]) -> None:
+    marks = ", ".join("?" for _ in expected)
+    row = conn.execute(
+        f"SELECT 1 FROM payments WHERE id = ? AND status IN ({marks})", (payment_id, *expected)
+    ).fetchone()
+    if row is None:
+        raise Conflict("payment_state_changed", "the payment changed state meanwhile")
+
+
+def _payment_row(conn: sqlite3.Connection, payment_id: str) -> PaymentRecord:
+    row = conn.execute("SELECT * FROM payments WHERE id = ?", (payment_id,)).fetchone()
+    return _from_row(PaymentRecord, row)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -540,11 +592,7 @@ class SqliteStore(Store):
         claim: IdempotencyClaim | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            if claim is not None:
-                state, record = _claim_idempotent(conn, claim, payment.id)
-                if state is not IdempotencyState.NEW:
-                    assert record is not None
-                    raise IdempotencyTaken(state, record)  # nothing written yet
+            _bind_claim(conn, claim, payment.id)
             if token is not None:
                 _insert(conn, "tokens", token)
             _insert(conn, "payments", payment)
@@ -568,7 +616,7 @@ class SqliteStore(Store):
         attempt: AttemptRecord,
         payment: PaymentRecord | None,
         events: list[EventRecord],
-        idempotent_response: IdempotentResponse | None = None,
+        answer: StoredAnswer | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
             _update(conn, "attempts", attempt)
@@ -576,28 +624,84 @@ class SqliteStore(Store):
                 _update(conn, "payments", payment)
             for event in events:
                 _insert(conn, "events", event)
-            if idempotent_response is not None:
-                r = idempotent_response
-                _complete_idempotent(conn, r.merchant_id, r.key, r.status, r.body)
+            _answer_bound(conn, answer)
 
         await self._write(op)
 
     async def transition_payment(
-        self, payment: PaymentRecord, expected_status: tuple[str, ...], events: list[EventRecord]
+        self,
+        payment: PaymentRecord,
+        expected_status: tuple[str, ...],
+        events: list[EventRecord],
+        answer: StoredAnswer | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            marks = ", ".join("?" for _ in expected_status)
-            row = conn.execute(
-                f"SELECT status FROM payments WHERE id = ? AND status IN ({marks})",
-                (payment.id, *expected_status),
-            ).fetchone()
-            if row is None:
-                raise Conflict("payment_state_changed", "the payment changed state meanwhile")
+            _expect_status(conn, payment.id, expected_status)
+            _update(conn, "payments", payment)
+            for event in events:
+                _insert(conn, "events", event)
+            _answer_bound(conn, answer)
+
+        await self._write(op)
+
+    # captures and voids
+
+    async def start_operation(
+        self,
+        payment: PaymentRecord,
+        expected_status: tuple[str, ...],
+        operation: OperationRecord,
+        events: list[EventRecord],
+        claim: IdempotencyClaim | None = None,
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _expect_status(conn, payment.id, expected_status)
+            _bind_claim(conn, claim, payment.id, operation.id)
+            _insert(conn, "operations", operation)
             _update(conn, "payments", payment)
             for event in events:
                 _insert(conn, "events", event)
 
         await self._write(op)
+
+    async def finish_operation(
+        self,
+        payment: PaymentRecord,
+        expected_status: tuple[str, ...],
+        operation: OperationRecord,
+        events: list[EventRecord],
+        answer: StoredAnswer | None = None,
+        release_claim: bool = False,
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _expect_status(conn, payment.id, expected_status)
+            if _update(conn, "operations", operation, "AND status = 'pending'") != 1:
+                raise Conflict("operation_settled", "the operation was settled meanwhile")
+            _update(conn, "payments", payment)
+            for event in events:
+                _insert(conn, "events", event)
+            _answer_bound(conn, answer, (payment.id, operation.id) if release_claim else None)
+
+        await self._write(op)
+
+    async def update_operation(self, operation: OperationRecord) -> None:
+        await self._write(
+            lambda conn: _update(conn, "operations", operation, "AND status = 'pending'")
+        )
+
+    async def pending_operations(self) -> list[OperationRecord]:
+        return self._many(
+            OperationRecord,
+            "SELECT * FROM operations WHERE status = 'pending' ORDER BY created_at",
+            (),
+        )
+
+    async def list_operations(self, payment_id: str) -> list[OperationRecord]:
+        return self._many(
+            OperationRecord,
+            "SELECT * FROM operations WHERE payment_id = ? ORDER BY created_at",
+            (payment_id,),
+        )
 
     async def get_payment(self, merchant_id: str, payment_id: str) -> PaymentRecord | None:
         return self._one(
@@ -633,6 +737,29 @@ class SqliteStore(Store):
             AttemptRecord, "SELECT * FROM attempts WHERE payment_id = ? ORDER BY seq", (payment_id,)
         )
 
+    async def list_attempts_of(self, payment_ids: list[str]) -> dict[str, list[AttemptRecord]]:
+        found: dict[str, list[AttemptRecord]] = {pid: [] for pid in payment_ids}
+        if not payment_ids:
+            return found
+        marks = ", ".join("?" for _ in payment_ids)
+        for attempt in self._many(
+            AttemptRecord,
+            f"SELECT * FROM attempts WHERE payment_id IN ({marks}) ORDER BY payment_id, seq",
+            tuple(payment_ids),
+        ):
+            found[attempt.payment_id].append(attempt)
+        return found
+
+    async def payments_touched_since(
+        self, since: float, connector: str | None = None
+    ) -> list[PaymentRecord]:
+        sql = "SELECT * FROM payments WHERE updated_at >= ?"
+        params: tuple[Any, ...] = (since,)
+        if connector is not None:
+            sql += " AND connector = ?"
+            params += (connector,)
+        return self._many(PaymentRecord, sql + " ORDER BY created_at", params)
+
     async def list_events(self, payment_id: str) -> list[EventRecord]:
         return self._many(
             EventRecord, "SELECT * FROM events WHERE payment_id = ? ORDER BY id", (payment_id,)
@@ -648,53 +775,65 @@ class SqliteStore(Store):
 
     # refunds
 
-    async def reserve_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
+    async def reserve_refund(
+        self,
+        refund: RefundRecord,
+        events: list[EventRecord],
+        claim: IdempotencyClaim | None = None,
+    ) -> PaymentRecord:
         def op(conn: sqlite3.Connection) -> PaymentRecord:
-            row = conn.execute(
-                "SELECT * FROM payments WHERE id = ?", (refund.payment_id,)
-            ).fetchone()
-            payment = _from_row(PaymentRecord, row)
-            if payment.status != "succeeded":
-                raise Conflict(
-                    "payment_not_refundable",
-                    f"a payment in status {payment.status} has nothing to refund",
-                )
-            (reserved,) = conn.execute(
-                "SELECT COALESCE(SUM(amount), 0) FROM refunds "
-                "WHERE payment_id = ? AND status IN ('pending', 'succeeded')",
-                (refund.payment_id,),
-            ).fetchone()
-            if reserved + refund.amount > payment.amount_received:
+            # One conditional UPDATE: two concurrent refunds cannot both take the last cent.
+            cur = conn.execute(
+                "UPDATE payments SET amount_refunded = amount_refunded + ?, updated_at = ? "
+                "WHERE id = ? AND status = 'succeeded' "
+                "AND amount_refunded + ? <= amount_received",
+                (refund.amount, refund.created_at, refund.payment_id, refund.amount),
+            )
+            if cur.rowcount != 1:
+                payment = _payment_row(conn, refund.payment_id)
+                if payment.status != "succeeded":
+                    raise Conflict(
+                        "payment_not_refundable",
+                        f"a payment in status {payment.status} has nothing to refund",
+                    )
                 raise Conflict(
                     "refund_exceeds_captured",
-                    f"refunds would total {reserved + refund.amount}, more than the "
-                    f"{payment.amount_received} captured",
+                    f"refunds would total {payment.amount_refunded + refund.amount}, more than "
+                    f"the {payment.amount_received} captured",
                 )
+            _bind_claim(conn, claim, refund.payment_id, refund.id)
             _insert(conn, "refunds", refund)
-            _insert(conn, "events", event)
-            return payment
+            for event in events:
+                _insert(conn, "events", event)
+            return _payment_row(conn, refund.payment_id)
 
         return await self._write(op)
 
-    async def finish_refund(self, refund: RefundRecord, event: EventRecord) -> PaymentRecord:
+    async def finish_refund(
+        self,
+        refund: RefundRecord,
+        events: list[EventRecord],
+        answer: StoredAnswer | None = None,
+        release_claim: bool = False,
+    ) -> PaymentRecord:
         def op(conn: sqlite3.Connection) -> PaymentRecord:
-            _update(conn, "refunds", refund)
-            (refunded,) = conn.execute(
-                "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ? "
-                "AND status IN ('pending', 'succeeded')",
-                (refund.payment_id,),
-            ).fetchone()
-            conn.execute(
-                "UPDATE payments SET amount_refunded = ?, updated_at = ? WHERE id = ?",
-                (refunded, refund.updated_at, refund.payment_id),
-            )
-            _insert(conn, "events", event)
-            row = conn.execute(
-                "SELECT * FROM payments WHERE id = ?", (refund.payment_id,)
-            ).fetchone()
-            return _from_row(PaymentRecord, row)
+            if _update(conn, "refunds", refund, "AND status = 'pending'") != 1:
+                raise Conflict("refund_settled", "the refund was settled meanwhile")
+            if refund.status == "failed":  # its reservation is released
+                conn.execute(
+                    "UPDATE payments SET amount_refunded = amount_refunded - ?, updated_at = ? "
+                    "WHERE id = ?",
+                    (refund.amount, refund.updated_at, refund.payment_id),
+                )
+            for event in events:
+                _insert(conn, "events", event)
+            _answer_bound(conn, answer, (refund.payment_id, refund.id) if release_claim else None)
+            return _payment_row(conn, refund.payment_id)
 
         return await self._write(op)
+
+    async def update_refund(self, refund: RefundRecord) -> None:
+        await self._write(lambda conn: _update(conn, "refunds", refund, "AND status = 'pending'"))
 
     async def get_refund(self, merchant_id: str, refund_id: str) -> RefundRecord | None:
         return self._one(
