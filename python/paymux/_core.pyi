@@ -327,3 +327,10 @@ class Selector:
         fees: Sequence[int],
         now: float,
     ) -> Ranking: ...
+
+# -- strict JSON (rust_core/src/strict_json.rs) ------------------------------------------------
+
+def json_issue(body: bytes) -> tuple[str, str | None] | None:
+    """None when `body` is valid UTF-8 and no JSON object in it repeats a key; else
+    `(code, detail)`: `invalid_utf8`, `duplicate_key` (detail: the key's dotted path), `too_deep`
+    or `invalid_json`."""

@@ -7,6 +7,7 @@ pub mod card;
 pub mod health;
 pub mod rules;
 pub mod selection;
+pub mod strict_json;
 pub mod vault;
 
 #[cfg(feature = "python")]

@@ -19,7 +19,6 @@ mtime changes; a file that does not compile is logged and ignored.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import time
@@ -31,6 +30,7 @@ import msgspec
 from aiohttp import web
 
 from paymux import _core
+from paymux.api.auth import authenticate_admin
 from paymux.api.errors import ApiError, invalid
 from paymux.api.http import decode, json_response
 from paymux.config import ReconcilerConfig
@@ -238,19 +238,7 @@ class RoutingAdmin:
     # -- HTTP ----------------------------------------------------------------------------------
 
     def authorize(self, request: web.Request) -> None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, secret = header.partition(" ")
-        if (
-            not self.admin_api_key
-            or scheme.lower() != "bearer"
-            or not hmac.compare_digest(secret.strip().encode(), self.admin_api_key.encode())
-        ):
-            raise ApiError(
-                401,
-                "authentication_error",
-                "admin_key_invalid",
-                "Send the admin key as `Authorization: Bearer <admin_api_key>`",
-            )
+        authenticate_admin(request, self.admin_api_key)
 
     async def get_routing(self, request: web.Request) -> web.StreamResponse:
         self.authorize(request)

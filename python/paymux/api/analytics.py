@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any
 
 from aiohttp import web
 
 from paymux.analytics.queries import REPORTS, run_report
+from paymux.api import auth
 from paymux.api.analytics_params import parse_query
 from paymux.api.errors import ApiError, not_found
 from paymux.observability import metrics
@@ -23,26 +23,8 @@ HEALTH_RANGE_S = 300.0
 
 
 def authenticate_admin(request: web.Request) -> None:
-    """The admin key as `Authorization: Bearer <admin_api_key>`; merchant keys do not pass."""
-    expected = request.app.get(ADMIN_API_KEY, "")
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret:
-        raise ApiError(
-            401,
-            "authentication_error",
-            "admin_key_missing",
-            "Send the admin key as `Authorization: Bearer <admin_api_key>`",
-        )
-    if not expected:
-        raise ApiError(
-            401,
-            "authentication_error",
-            "admin_api_disabled",
-            "The admin API is disabled: set admin_api_key or PAYMUX_ADMIN_KEY",
-        )
-    if not hmac.compare_digest(secret.encode(), expected.encode()):
-        raise ApiError(401, "authentication_error", "admin_key_invalid", "Invalid admin key")
+    """The admin key as `Authorization: Bearer <admin_api_key>` (paymux.api.auth's check)."""
+    auth.authenticate_admin(request, request.app.get(ADMIN_API_KEY, ""))
 
 
 async def analytics(request: web.Request) -> web.StreamResponse:

@@ -11,17 +11,19 @@ import socket
 import sys
 
 import uvloop
-from aiohttp import web
 
 from paymux.api.admin_routing import ROUTING_ADMIN
 from paymux.api.app import build_gateway
+from paymux.api.edge import EdgeRunner, bind_socket, raise_fd_limit
 from paymux.config import ConfigError, GatewayConfig, load_config, load_secrets
 from paymux.observability import logs
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="paymux serve", description=__doc__)
-    parser.add_argument("--config", help="TOML file (see examples/paymux.toml)")
+    parser.add_argument(
+        "--config", help="TOML file (every key, with its default: python/paymux/default.toml)"
+    )
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument("--workers", type=int, help="worker processes sharing the port")
@@ -39,11 +41,7 @@ def apply_args(config: GatewayConfig, args: argparse.Namespace) -> GatewayConfig
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(4096)
+    sock = bind_socket(host, port, reuse_port=True)
     sock.set_inheritable(True)
     return sock
 
@@ -52,10 +50,9 @@ async def serve_forever(
     config: GatewayConfig, sock: socket.socket, config_path: str | None = None
 ) -> None:
     app = build_gateway(config, load_secrets(config.vault), config_path=config_path)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = EdgeRunner(app)  # the [server] limits: timeouts, sizes, connections, bans
     await runner.setup()
-    site = web.SockSite(runner, sock)
-    await site.start()
+    await runner.serve_socket(sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -71,6 +68,7 @@ def _worker(config: GatewayConfig, config_path: str | None = None) -> None:
     # A SIGHUP before the event loop handles it must not kill a starting worker (the default).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.configure(config.server.log_level)
+    raise_fd_limit(config.server.max_connections)
     uvloop.run(serve_forever(config, _bind(config.server.host, config.server.port), config_path))
 
 

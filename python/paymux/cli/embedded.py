@@ -21,6 +21,7 @@ import uvloop
 from aiohttp import web
 
 from paymux.api.app import build_gateway
+from paymux.api.edge import EdgeRunner
 from paymux.config import GatewayConfig, config_from_dict, load_secrets
 from paymux.observability import logs
 from paymux.sandbox.app import build_app as build_sandbox
@@ -65,15 +66,13 @@ async def start_both(
     await sandbox.setup()
     try:
         await web.TCPSite(sandbox, config.server.host, sandbox_port).start()
-        gateway = web.AppRunner(
-            build_gateway(config, load_secrets(config.vault)), access_log=None, handle_signals=False
-        )
+        gateway = EdgeRunner(build_gateway(config, load_secrets(config.vault)))
         await gateway.setup()
     except BaseException:
         await sandbox.cleanup()
         raise
     try:
-        await web.TCPSite(gateway, config.server.host, config.server.port).start()
+        await gateway.serve(config.server.host, config.server.port)
     except BaseException:
         await gateway.cleanup()
         await sandbox.cleanup()

@@ -2,6 +2,12 @@
 
 Redaction is by construction: a log line is built only from the named fields callers pass, all of
 which are ids, codes, amounts and timings; nothing ever logs a request body, a card or a header.
+
+Libraries log too: aiohttp's server, access and web loggers and asyncio's (an "Error handling
+request" traceback carries the raw request: the Authorization header, the body). `configure()`
+routes them through `LibraryLogHandler`, which keeps only the logger's name, the first line of the
+message *template* (never its arguments), scrubbed by shape, and the exception's type: never its
+text, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import asyncio
 import atexit
 import contextvars
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -118,6 +125,53 @@ atexit.register(_flush_all)
 _direct: BatchedLineHandler | None = None
 
 
+# Secrets by shape, for text paymux did not build (library log templates): card-number-like digit
+# runs, bearer credentials, API and admin key shapes, and any long unbroken token.
+_SECRET_SHAPES = re.compile(
+    r"(?<![0-9])(?:[0-9][ \-]?){11,18}[0-9](?![0-9])"
+    r"|(?i:bearer|basic)\s+\S+"
+    r"|\b(?:sk|rk|pk|whsec|adm)_[A-Za-z0-9_\-]+"
+    r"|[A-Za-z0-9+/=_\-]{24,}"
+)
+
+
+def scrub_text(text: str, limit: int = 160) -> str:
+    """One line of untrusted text made safe for a log: first line only, secrets by shape removed,
+    non-printable characters dropped, truncated."""
+    first = text.split("\n", 1)[0][: limit * 2]
+    first = _SECRET_SHAPES.sub("[FILTERED]", first)
+    first = "".join(c if c.isprintable() else "?" for c in first)
+    return first[:limit]
+
+
+#: Loggers of libraries whose messages can carry request data.
+LIBRARY_LOGGERS = ("aiohttp", "asyncio")
+
+
+class LibraryLogHandler(logging.Handler):
+    """Re-emits a library's log record as a paymux line without its arguments or traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
+            fields: dict[str, Any] = {"logger": record.name, "template": scrub_text(template)}
+            if record.exc_info and record.exc_info[0] is not None:
+                fields["exception"] = record.exc_info[0].__name__
+            log("library_log", record.levelno, **fields)
+        except Exception:  # noqa: BLE001, S110 - logging must never take a request down
+            pass
+
+
+def route_library_logs(level: int = logging.WARNING) -> None:
+    """Send aiohttp's and asyncio's loggers through `LibraryLogHandler` (and nowhere else)."""
+    handler = LibraryLogHandler()
+    for name in LIBRARY_LOGGERS:
+        lib = logging.getLogger(name)
+        lib.handlers[:] = [handler]
+        lib.propagate = False
+        lib.setLevel(level)
+
+
 def configure(level: str = "info", stream: Any = None) -> None:
     global _direct
     handler = BatchedLineHandler(stream or sys.stderr)
@@ -129,6 +183,7 @@ def configure(level: str = "info", stream: Any = None) -> None:
     root.setLevel(level.upper())
     root.propagate = False
     _direct = handler
+    route_library_logs(logging.DEBUG if level.lower() == "debug" else logging.WARNING)
 
 
 def log(event: str, level: int = logging.INFO, **fields: Any) -> None:

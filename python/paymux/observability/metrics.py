@@ -97,6 +97,26 @@ IDEMPOTENT_REPLAYS = Counter(
     ["route"],
     registry=REGISTRY,
 )
+CLIENT_DISCONNECTS = Counter(
+    "paymux_client_disconnects",
+    "Clients that went away before their response was written (not a server error), by phase:"
+    " body (while sending it) or response (while the gateway worked).",
+    ["phase"],
+    registry=REGISTRY,
+)
+EDGE_REFUSALS = Counter(
+    "paymux_edge_refusals",
+    "Requests or connections refused at the edge, by reason (header_timeout, body_timeout,"
+    " headers_too_large, body_too_large, malformed, max_connections, banned).",
+    ["reason"],
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "paymux_rate_limited",
+    "429 answers by limit (auth_source, auth_prefix, merchant) and bans started (ban).",
+    ["limit"],
+    registry=REGISTRY,
+)
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -173,6 +193,18 @@ def request_finished(
     _child(REQUEST_DURATION, route, method).observe(duration_s)
     if replayed:
         _child(IDEMPOTENT_REPLAYS, route).inc()
+
+
+def client_disconnected(phase: str) -> None:
+    _child(CLIENT_DISCONNECTS, phase).inc()
+
+
+def edge_refused(reason: str) -> None:
+    _child(EDGE_REFUSALS, reason).inc()
+
+
+def rate_limited(limit: str) -> None:
+    _child(RATE_LIMITED, limit).inc()
 
 
 # -- exposition ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ mod card;
 mod health;
 mod rules;
 mod selection;
+mod strict_json;
 mod vault;
 
 #[pymodule]
@@ -18,5 +19,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rules::register(m)?;
     health::register(m)?;
     selection::register(m)?;
+    strict_json::register(m)?;
     Ok(())
 }
