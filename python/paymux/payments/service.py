@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from paymux.api import schemas
 from paymux.config import GatewayConfig
 from paymux.connectors.base import (
     AuthorizeRequest,
@@ -23,6 +22,7 @@ from paymux.connectors.base import (
     ConnectorResult,
     SyncRequest,
 )
+from paymux.domain import commands
 from paymux.domain.errors import Refusal, RefusalKind, invalid, not_found
 from paymux.domain.ids import new_id
 from paymux.domain.lifecycle import Outcome
@@ -108,7 +108,7 @@ class PaymentService:
 
     # tokens
 
-    def _tokenize(self, merchant_id: str, card: schemas.CardInput, param: str) -> Any:
+    def _tokenize(self, merchant_id: str, card: commands.CardInput, param: str) -> Any:
         today = dt.date.today()
         try:
             return self.vault.tokenize(
@@ -132,7 +132,7 @@ class PaymentService:
             created_at=now,
         )
 
-    async def create_token(self, merchant_id: str, body: schemas.CreateToken) -> TokenRecord:
+    async def create_token(self, merchant_id: str, body: commands.CreateToken) -> TokenRecord:
         now = time.time()
         record = self._token_record(
             merchant_id, self._tokenize(merchant_id, body.card, "card.number"), now
@@ -147,7 +147,7 @@ class PaymentService:
     # payments
 
     async def create_payment(
-        self, merchant_id: str, body: schemas.CreatePayment, claim: IdempotencyClaim | None
+        self, merchant_id: str, body: commands.CreatePayment, claim: IdempotencyClaim | None
     ) -> Answer:
         """Authorize (and capture) a new payment; returns its rendered answer.
 
@@ -537,7 +537,7 @@ class PaymentService:
         self,
         merchant_id: str,
         payment_id: str,
-        body: schemas.CapturePayment,
+        body: commands.CapturePayment,
         claim: IdempotencyClaim | None,
     ) -> Answer:
         payment = await self._load(merchant_id, payment_id)
@@ -550,7 +550,7 @@ class PaymentService:
         return await self.operations.void(payment, claim)
 
     async def create_refund(
-        self, merchant_id: str, body: schemas.CreateRefund, claim: IdempotencyClaim | None
+        self, merchant_id: str, body: commands.CreateRefund, claim: IdempotencyClaim | None
     ) -> Answer:
         payment = await self._load(merchant_id, body.payment_id, "payment_id")
         return await self.operations.refund(payment, body.amount, body.reason, claim)
