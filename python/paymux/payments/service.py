@@ -27,7 +27,7 @@ from paymux.domain.errors import Refusal, RefusalKind, invalid, not_found
 from paymux.domain.ids import new_id
 from paymux.domain.lifecycle import Outcome
 from paymux.domain.money import is_known_currency
-from paymux.domain.outcomes import AttemptStatus
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 from paymux.domain.records import (
     AttemptRecord,
     EventRecord,
@@ -417,6 +417,19 @@ class PaymentService:
             self.router.engine.attempt_finished(connector.name)
             raise
         reached_psp = False
+        if result.status is AttemptStatus.REQUIRES_ACTION and not connector.capabilities.three_ds:
+            # A challenge through a connector that declares no 3-D Secure cannot be completed
+            # here: nothing is held, so another PSP may try (a late authorization is voided).
+            result = ConnectorResult(
+                status=AttemptStatus.DECLINED,
+                connector_reference=result.connector_reference,
+                raw_code=result.raw_code,
+                normalized_code="three_ds_unsupported",
+                decline_class=DeclineClass.SOFT_ROUTE,
+                latency_ms=result.latency_ms,
+                detail=f"{connector.name} asked for 3-D Secure but does not declare it",
+            )
+            reached_psp = True
         health_outcome = None
         if result.status is AttemptStatus.FAILED and result.ambiguous:
             # For health, the attempt is what the PSP did to us (a timeout, a 5xx) even when
