@@ -116,4 +116,15 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"paymux serve: {exc}", file=sys.stderr)
         return 2
-    return run(config, args.config)
+    if not config.connectors:
+        print(
+            "paymux serve: no connectors configured: pass --config FILE (every key, with its "
+            "default: python/paymux/default.toml), or try `paymux run-default`",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return run(config, args.config)
+    except OSError as exc:  # the port is taken, the data folder cannot be created, ...
+        print(f"paymux serve: cannot start: {exc}", file=sys.stderr)
+        return 1

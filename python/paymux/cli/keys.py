@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sqlite3
 import sys
 import time
 
@@ -14,6 +16,8 @@ from paymux.domain.records import ApiKey, Merchant
 
 async def create(config_path: str | None, merchant_id: str, mode: str) -> str:
     config = load_config(config_path)
+    # A fresh directory: the data folder is created, as `paymux serve` does.
+    os.makedirs(os.path.dirname(config.storage.path) or ".", exist_ok=True)
     store = open_store(config)
     await store.open()
     try:
@@ -27,8 +31,17 @@ async def create(config_path: str | None, merchant_id: str, mode: str) -> str:
         await store.close()
 
 
+class NoStore(Exception):
+    pass
+
+
 async def list_keys(config_path: str | None, merchant_id: str) -> list[ApiKey]:
     config = load_config(config_path)
+    if not os.path.exists(config.storage.path):
+        raise NoStore(
+            f"no store at {config.storage.path} yet: create a key first "
+            "(paymux keys create --merchant M) or pass --config"
+        )
     store = open_store(config)
     await store.open()
     try:
@@ -51,7 +64,7 @@ def main(argv: list[str]) -> int:
     if args.action == "list":
         try:
             keys = asyncio.run(list_keys(args.config, args.merchant))
-        except ConfigError as exc:
+        except (ConfigError, NoStore, OSError, sqlite3.Error) as exc:
             print(f"paymux keys: {exc}", file=sys.stderr)
             return 2
         for key in keys:
@@ -65,7 +78,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         secret = asyncio.run(create(args.config, args.merchant, args.mode))
-    except ConfigError as exc:
+    except (ConfigError, OSError, sqlite3.Error) as exc:
         print(f"paymux keys: {exc}", file=sys.stderr)
         return 2
     print(secret)
