@@ -6,6 +6,8 @@ Idempotency-Key's answer, in the same transaction as the state, without knowing 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from paymux.api import schemas
 from paymux.api.errors import ErrorEnvelope, from_refusal
 from paymux.api.schemas import encode_body
@@ -18,6 +20,7 @@ from paymux.domain.records import (
     RefundRecord,
     TokenRecord,
 )
+from paymux.payments.answers import Answer
 
 
 def payment_http_status(payment: PaymentRecord) -> int:
@@ -30,16 +33,51 @@ def payment_http_status(payment: PaymentRecord) -> int:
     return 200
 
 
-class HttpAnswers:
-    def payment(self, payment: PaymentRecord, attempts: list[AttemptRecord]) -> tuple[int, bytes]:
+class V1Answers:
+    """The `/v1` API's answers."""
+
+    def payment(self, payment: PaymentRecord, attempts: list[AttemptRecord]) -> Answer:
         return payment_http_status(payment), encode_body(payment_view(payment, attempts))
 
-    def refund(self, refund: RefundRecord) -> tuple[int, bytes]:
+    def refund(self, refund: RefundRecord) -> Answer:
         return (202 if refund.status == "pending" else 200), encode_body(refund_view(refund))
 
-    def refusal(self, refusal: Refusal) -> tuple[int, bytes]:
+    def refusal(self, refusal: Refusal) -> Answer:
         error = from_refusal(refusal)
         return error.status, encode_body(ErrorEnvelope(error=error.body))
+
+
+class FrontAnswers(Protocol):
+    """One API's renderings (`/v1`'s, a drop-in front's)."""
+
+    def payment(self, payment: PaymentRecord, attempts: list[AttemptRecord]) -> Answer: ...
+
+    def refund(self, refund: RefundRecord) -> Answer: ...
+
+    def refusal(self, refusal: Refusal) -> Answer: ...
+
+
+class HttpAnswers:
+    """The flow's Answers port: each record is answered in the shape of the API (``front``) it
+    came through. A drop-in front registers its renderings with ``register``."""
+
+    def __init__(self) -> None:
+        self.fronts: dict[str, FrontAnswers] = {"v1": V1Answers()}
+
+    def register(self, front: str, answers: FrontAnswers) -> None:
+        self.fronts[front] = answers
+
+    def _of(self, front: str) -> FrontAnswers:
+        return self.fronts.get(front) or self.fronts["v1"]
+
+    def payment(self, front: str, payment: PaymentRecord, attempts: list[AttemptRecord]) -> Answer:
+        return self._of(front).payment(payment, attempts)
+
+    def refund(self, front: str, refund: RefundRecord) -> Answer:
+        return self._of(front).refund(refund)
+
+    def refusal(self, front: str, refusal: Refusal) -> Answer:
+        return self._of(front).refusal(refusal)
 
 
 def card_view_of(payment: PaymentRecord) -> schemas.CardView | None:

@@ -74,6 +74,7 @@ class PaymentRecord(msgspec.Struct, kw_only=True):
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
     error: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None  # the routing decision (rule, strategy, order)
+    front: str = "v1"  # the API it was created through ("v1", a drop-in front): its answers' shape
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -117,6 +118,7 @@ class RefundRecord(msgspec.Struct, kw_only=True):
     connector_reference: str | None = None
     raw_code: str | None = None
     reason: str | None = None
+    front: str = "v1"  # the API that asked for it: the shape of its Idempotency-Key's answer
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -140,6 +142,7 @@ class OperationRecord(msgspec.Struct, kw_only=True):
     normalized_code: str | None = None
     ambiguous: bool = False
     checks: int = 0  # syncs made so far
+    front: str = "v1"  # the API that asked for it: the shape of its Idempotency-Key's answer
     created_at: float = 0.0
     updated_at: float = 0.0
 

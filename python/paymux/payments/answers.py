@@ -17,12 +17,16 @@ Answer = tuple[int, bytes]  # rendered by the API layer; opaque to the flow
 
 
 class Answers(Protocol):
-    def payment(self, payment: PaymentRecord, attempts: list[AttemptRecord]) -> Answer:
+    """``front`` names the API the request came through (``"v1"``, or a drop-in front such as
+    the Stripe-compatible one): the record's own ``front``, so that whoever settles it (the
+    request itself, the reconciler, crash recovery) answers in the shape its client expects."""
+
+    def payment(self, front: str, payment: PaymentRecord, attempts: list[AttemptRecord]) -> Answer:
         """The answer that shows a payment as it stands (in flight, succeeded, failed...)."""
         ...
 
-    def refund(self, refund: RefundRecord) -> Answer: ...
+    def refund(self, front: str, refund: RefundRecord) -> Answer: ...
 
-    def refusal(self, refusal: Refusal) -> Answer:
+    def refusal(self, front: str, refusal: Refusal) -> Answer:
         """The answer of an operation the PSP refused (a definitive answer worth replaying)."""
         ...

@@ -78,7 +78,11 @@ class OperationFlow:
     # -- captures and voids ---------------------------------------------------------------------
 
     async def capture(
-        self, payment: PaymentRecord, amount: int | None, claim: IdempotencyClaim | None
+        self,
+        payment: PaymentRecord,
+        amount: int | None,
+        claim: IdempotencyClaim | None,
+        front: str = "v1",
     ) -> Answer:
         if amount is None:
             amount = payment.amount_capturable
@@ -94,13 +98,20 @@ class OperationFlow:
                 f"{payment.amount_capturable} or void it",
                 "amount",
             )
-        return await self._start(payment, "capture", amount, claim)
+        return await self._start(payment, "capture", amount, claim, front)
 
-    async def void(self, payment: PaymentRecord, claim: IdempotencyClaim | None) -> Answer:
-        return await self._start(payment, "void", payment.amount_capturable, claim)
+    async def void(
+        self, payment: PaymentRecord, claim: IdempotencyClaim | None, front: str = "v1"
+    ) -> Answer:
+        return await self._start(payment, "void", payment.amount_capturable, claim, front)
 
     async def _start(
-        self, payment: PaymentRecord, kind: str, amount: int, claim: IdempotencyClaim | None
+        self,
+        payment: PaymentRecord,
+        kind: str,
+        amount: int,
+        claim: IdempotencyClaim | None,
+        front: str,
     ) -> Answer:
         now = time.time()
         try:
@@ -119,6 +130,7 @@ class OperationFlow:
             connector=payment.connector or "",
             reference="",
             status="pending",
+            front=front,
             created_at=now,
             updated_at=now,
         )
@@ -196,7 +208,9 @@ class OperationFlow:
         if outcome is Outcome.UNKNOWN:
             operation.updated_at = now
             await self.store.update_operation(operation)
-            provisional = self.answers.payment(payment, await self.store.list_attempts(payment.id))
+            provisional = self.answers.payment(
+                operation.front, payment, await self.store.list_attempts(payment.id)
+            )
             # Provisional: the payment in its in-flight state. The transaction that settles the
             # operation (here or in the reconciler) replaces it with the final answer.
             await self.store.transition_payment(
@@ -222,9 +236,11 @@ class OperationFlow:
         refusal = _psp_refusal(kind, outcome, result)
         answer: Answer | None = None
         if outcome is Outcome.SUCCEEDED:
-            answer = self.answers.payment(payment, await self.store.list_attempts(payment.id))
+            answer = self.answers.payment(
+                operation.front, payment, await self.store.list_attempts(payment.id)
+            )
         elif outcome is Outcome.FAILED:
-            answer = self.answers.refusal(refusal)
+            answer = self.answers.refusal(operation.front, refusal)
         await self.store.finish_operation(
             payment,
             (before,),
@@ -308,6 +324,7 @@ class OperationFlow:
         amount: int | None,
         reason: str | None,
         claim: IdempotencyClaim | None,
+        front: str = "v1",
     ) -> Answer:
         if payment.status != PaymentStatus.SUCCEEDED:
             raise invalid(
@@ -343,6 +360,7 @@ class OperationFlow:
             connector=payment.connector or "",
             reference="",
             reason=reason,
+            front=front,
             created_at=now,
             updated_at=now,
         )
@@ -398,7 +416,7 @@ class OperationFlow:
         if outcome is Outcome.UNKNOWN:
             refund.updated_at = now
             await self.store.update_refund(refund)
-            provisional = self.answers.refund(refund)
+            provisional = self.answers.refund(refund.front, refund)
             await self.store.transition_payment(
                 payment, (payment.status,), [], self._answer(payment, refund, provisional)
             )
@@ -409,9 +427,9 @@ class OperationFlow:
         refusal = _psp_refusal("refund", outcome, result)
         answer: Answer | None = None
         if outcome is Outcome.SUCCEEDED:
-            answer = self.answers.refund(refund)
+            answer = self.answers.refund(refund.front, refund)
         elif outcome is Outcome.FAILED:
-            answer = self.answers.refusal(refusal)
+            answer = self.answers.refusal(refund.front, refusal)
         await self.store.finish_refund(
             refund,
             [

@@ -225,7 +225,7 @@ class Reconciler:
                 "message": "The customer did not complete authentication in time.",
                 "raw_code": None,
             }
-            status, body = self.answers.payment(payment, attempts)
+            status, body = self.answers.payment(payment.front, payment, attempts)
             try:
                 await self.store.transition_payment(
                     payment,
@@ -368,7 +368,7 @@ class Reconciler:
         attempts = [
             attempt if a.id == attempt.id else a for a in await self.store.list_attempts(payment.id)
         ]
-        status, body = self.answers.payment(payment, attempts)
+        status, body = self.answers.payment(payment.front, payment, attempts)
         try:
             await self.store.transition_payment(
                 payment,

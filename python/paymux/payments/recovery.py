@@ -129,7 +129,7 @@ class Recovery:
                     attempt if a.id == attempt.id else a
                     for a in await self.store.list_attempts(payment.id)
                 ]
-                rendered = self.answers.payment(payment, attempts)
+                rendered = self.answers.payment(payment.front, payment, attempts)
                 answer = StoredAnswer(
                     payment_id=payment.id,
                     operation_id=None,
@@ -187,5 +187,7 @@ class Recovery:
                 continue
             if record.operation_id is not None:
                 continue  # an operation's key: completed by the transaction that settles it
-            status, body = self.answers.payment(payment, await self.store.list_attempts(payment.id))
+            status, body = self.answers.payment(
+                payment.front, payment, await self.store.list_attempts(payment.id)
+            )
             await self.store.complete_idempotent(record.merchant_id, record.key, status, body)

@@ -147,9 +147,13 @@ class PaymentService:
     # payments
 
     async def create_payment(
-        self, merchant_id: str, body: commands.CreatePayment, claim: IdempotencyClaim | None
+        self,
+        merchant_id: str,
+        body: commands.CreatePayment,
+        claim: IdempotencyClaim | None,
+        front: str = "v1",
     ) -> Answer:
-        """Authorize (and capture) a new payment; returns its rendered answer.
+        """Authorize (and capture) a new payment; returns its answer, rendered for ``front``.
 
         With ``claim``, the Idempotency-Key is claimed in the transaction that creates the
         payment (IdempotencyTaken if it is bound already, with nothing written) and completed
@@ -206,6 +210,7 @@ class PaymentService:
             billing_country=country,
             reference=body.reference,
             metadata=body.metadata,
+            front=front,
             created_at=now,
             updated_at=now,
         )
@@ -243,7 +248,7 @@ class PaymentService:
             card.cvc = None
         crashpoints.reached("authorize.after_psp")
         # The attempts, in seq order, are what reading them back would return.
-        answer = self.answers.payment(payment, outcome.attempts)
+        answer = self.answers.payment(payment.front, payment, outcome.attempts)
         last = outcome.attempts[-1]
         # The payment's final state, its event and the idempotent answer: one transaction.
         stored = StoredAnswer(
@@ -552,21 +557,30 @@ class PaymentService:
         payment_id: str,
         body: commands.CapturePayment,
         claim: IdempotencyClaim | None,
+        front: str = "v1",
     ) -> Answer:
         payment = await self._load(merchant_id, payment_id)
-        return await self.operations.capture(payment, body.amount, claim)
+        return await self.operations.capture(payment, body.amount, claim, front)
 
     async def cancel(
-        self, merchant_id: str, payment_id: str, claim: IdempotencyClaim | None
+        self,
+        merchant_id: str,
+        payment_id: str,
+        claim: IdempotencyClaim | None,
+        front: str = "v1",
     ) -> Answer:
         payment = await self._load(merchant_id, payment_id)
-        return await self.operations.void(payment, claim)
+        return await self.operations.void(payment, claim, front)
 
     async def create_refund(
-        self, merchant_id: str, body: commands.CreateRefund, claim: IdempotencyClaim | None
+        self,
+        merchant_id: str,
+        body: commands.CreateRefund,
+        claim: IdempotencyClaim | None,
+        front: str = "v1",
     ) -> Answer:
         payment = await self._load(merchant_id, body.payment_id, "payment_id")
-        return await self.operations.refund(payment, body.amount, body.reason, claim)
+        return await self.operations.refund(payment, body.amount, body.reason, claim, front)
 
     async def get_refund(self, merchant_id: str, refund_id: str) -> RefundRecord:
         refund = await self.store.get_refund(merchant_id, refund_id)

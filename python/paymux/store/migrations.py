@@ -205,6 +205,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
                 normalized_code TEXT,
                 ambiguous INTEGER NOT NULL DEFAULT 0,
                 checks INTEGER NOT NULL DEFAULT 0,
+                front TEXT NOT NULL DEFAULT 'v1',
                 created_at REAL NOT NULL,
                 updated_at REAL NOT NULL
             )""",
@@ -216,6 +217,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "ALTER TABLE idempotency ADD COLUMN operation_id TEXT",
             "CREATE INDEX idempotency_bound ON idempotency (payment_id, operation_id)",
             "ALTER TABLE events ADD COLUMN operation_id TEXT",
+            # The API a payment, refund or operation came through (v1 or a drop-in front), so
+            # whoever settles it renders its Idempotency-Key's answer in that API's shape.
+            "ALTER TABLE payments ADD COLUMN front TEXT NOT NULL DEFAULT 'v1'",
+            "ALTER TABLE refunds ADD COLUMN front TEXT NOT NULL DEFAULT 'v1'",
         ],
     ),
 ]

@@ -135,6 +135,7 @@ _FIXED_AT_INSERT = {
             "reference",
             "metadata",
             "routing",
+            "front",
             "created_at",
         }
     ),
@@ -218,9 +219,7 @@ def _answer_bound(
             (answer.status, answer.body, answer.payment_id, answer.operation_id),
         )
     if release is not None:
-        conn.execute(
-            "DELETE FROM idempotency WHERE payment_id = ? AND operation_id IS ?", release
-        )
+        conn.execute("DELETE FROM idempotency WHERE payment_id = ? AND operation_id IS ?", release)
 
 
 def _expect_status(conn: sqlite3.Connection, payment_id: str, expected: tuple[str, ...]) -> None:
