@@ -206,3 +206,163 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "stripe_search_lag(lag_s, down_s): Stripe search lags")
     config.addinivalue_line("markers", "gateway_config(**sections): override gateway config")
     config.addinivalue_line("markers", "sandbox_scenario(scenario): run the sandbox with it")
+
+
+# -- captures, voids and refunds against the ledger (tests/gateway/test_crash_operations.py,
+# tests/gateway/test_operation_faults.py, benchmarks/crash_run.py) ------------------------------
+
+#: The kinds of disagreement `ledger_disagreements` reports, in the order it prints them.
+DISAGREEMENTS = (
+    "amount_received",  # paymux's amount_received != the PSP's captured
+    "amount_capturable",  # paymux's amount_capturable != what the PSP still holds uncaptured
+    "amount_refunded",  # paymux's amount_refunded != the PSP's refunded
+    "status",  # paymux's status does not say what the PSP holds (e.g. failed while captured)
+    "payment_in_flight",  # processing, capturing or canceling
+    "operation_pending",  # a capture or void row still pending
+    "refund_pending",
+    "key_in_progress",  # an Idempotency-Key never completed nor released
+    "applied_twice",  # one reference applied more than once at the PSP
+    "applied_unrecorded",  # applied at the PSP, not succeeded at paymux
+    "recorded_unapplied",  # succeeded at paymux, not applied at the PSP
+    "double_authorization",  # one payment holds funds through two PSP payments
+    "unknown_authorization",  # the PSP holds a payment paymux never attempted
+)
+
+_MODIFICATIONS = ("capture", "void", "refund")
+
+
+def ledger_payments(ledger: dict[str, Any], since: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every PSP payment of a `/_sandbox/ledger` answer, flattened (each keeps its `psp`);
+    with `since`, only those whose id is not in it (what a test case created)."""
+    return [
+        p
+        for book in ledger["psps"].values()
+        for p in book["payments"]
+        if since is None or p["id"] not in since
+    ]
+
+
+def event_reference(event: dict[str, Any]) -> str | None:
+    """The reference a capture, void or refund event carried: paymux's operation or refund id
+    (Adyen and Checkout.com keep `reference`; Stripe the Idempotency-Key and refund metadata)."""
+    return (
+        event.get("reference")
+        or (event.get("metadata") or {}).get("paymux_reference")
+        or event.get("idempotency_key")
+    )
+
+
+def ledger_open(p: dict[str, Any]) -> int:
+    """What the PSP still holds authorized and uncaptured for one of its payments."""
+    if p["voided"] or not p["authorized"]:
+        return 0
+    return max(p["authorized"] - p["captured"] - p["released"], 0)
+
+
+def ledger_disagreements(
+    db_path: Path, psp_payments: list[dict[str, Any]], payment_ids: set[str] | None = None
+) -> dict[str, list[Any]]:
+    """paymux's payments, captures, voids and refunds against the PSPs' ledger, operation by
+    operation; {kind: [details]} for every kind in DISAGREEMENTS (empty lists when all agree).
+    `psp_payments` are the ledger's payments to consider (`ledger_payments`); `payment_ids`
+    limits the paymux side (default: every payment in the database)."""
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        payments = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM payments")}
+        attempts = {r["reference"]: dict(r) for r in conn.execute("SELECT * FROM attempts")}
+        operations = [dict(r) for r in conn.execute("SELECT * FROM operations")]
+        refunds = [dict(r) for r in conn.execute("SELECT * FROM refunds")]
+        keys = [
+            dict(r) for r in conn.execute("SELECT * FROM idempotency WHERE status = 'in_progress'")
+        ]
+    finally:
+        conn.close()
+    if payment_ids is not None:
+        payments = {k: v for k, v in payments.items() if k in payment_ids}
+    out: dict[str, list[Any]] = {kind: [] for kind in DISAGREEMENTS}
+    by_payment: dict[str, list[dict[str, Any]]] = {}
+    for p in psp_payments:
+        attempt = attempts.get(p["reference"] or "")
+        if attempt is None or attempt["connector"] != p["psp"]:
+            if _holds(p):
+                out["unknown_authorization"].append((p["psp"], p["id"], p["reference"]))
+            continue
+        by_payment.setdefault(attempt["payment_id"], []).append(p)
+    done: dict[str, dict[str, str]] = {}  # payment id -> {reference: kind} succeeded at paymux
+    for op in operations:
+        if op["payment_id"] in payments:
+            if op["status"] == "pending":
+                out["operation_pending"].append((op["payment_id"], op["kind"], op["id"]))
+            elif op["status"] == "succeeded":
+                done.setdefault(op["payment_id"], {})[op["reference"]] = op["kind"]
+    for re in refunds:
+        if re["payment_id"] in payments:
+            if re["status"] == "pending":
+                out["refund_pending"].append((re["payment_id"], re["id"]))
+            elif re["status"] == "succeeded":
+                done.setdefault(re["payment_id"], {})[re["reference"]] = "refund"
+    for key in keys:
+        if payment_ids is None or key["payment_id"] in payments:
+            out["key_in_progress"].append((key["key"], key["payment_id"], key["operation_id"]))
+    for pid, pay in payments.items():
+        status = pay["status"]
+        if status in ("processing", "capturing", "canceling"):
+            out["payment_in_flight"].append((pid, status))
+        books = by_payment.get(pid, [])
+        holding = [p for p in books if _holds(p)]
+        if len(holding) > 1:
+            out["double_authorization"].append((pid, [(p["psp"], p["id"]) for p in holding]))
+        main = next(
+            (
+                p
+                for p in books
+                if p["id"] == pay["connector_reference"] and p["psp"] == pay["connector"]
+            ),
+            None,
+        )
+        for p in books:  # another PSP payment of this one's (a late authorization) holds nothing
+            if p is not main and _holds(p) and len(holding) == 1:
+                out["double_authorization"].append((pid, [(p["psp"], p["id"])]))
+        captured = main["captured"] if main else 0
+        refunded = main["refunded"] if main else 0
+        still_open = ledger_open(main) if main else 0
+        if pay["amount_received"] != captured:
+            out["amount_received"].append((pid, status, pay["amount_received"], captured))
+        if pay["amount_refunded"] != refunded:
+            out["amount_refunded"].append((pid, status, pay["amount_refunded"], refunded))
+        if pay["amount_capturable"] != still_open:
+            out["amount_capturable"].append((pid, status, pay["amount_capturable"], still_open))
+        expected = {
+            "requires_capture": still_open > 0 and captured == 0,
+            "succeeded": captured > 0,
+            "canceled": main is not None and main["voided"] and captured == 0,
+            "failed": main is None or not _holds(main),
+        }.get(status)
+        if expected is False:
+            out["status"].append((pid, status, main and {k: main[k] for k in _AMOUNTS}))
+        # Operation by operation: each reference once at the PSP, and only what paymux recorded.
+        ours = done.get(pid, {})
+        seen: dict[str, int] = {}
+        for e in main["events"] if main else []:
+            if e["type"] in _MODIFICATIONS:
+                ref = event_reference(e)
+                if ref is None and e["type"] == "capture" and pay["capture_method"] == "automatic":
+                    continue  # the authorization's own capture (automatic capture)
+                ref = ref or "?"
+                seen[ref] = seen.get(ref, 0) + 1
+                if ours.get(ref) != e["type"]:
+                    out["applied_unrecorded"].append((pid, e["type"], ref, e.get("delivery")))
+        out["applied_twice"].extend((pid, ref, n) for ref, n in seen.items() if n > 1)
+        out["recorded_unapplied"].extend(
+            (pid, kind, ref) for ref, kind in ours.items() if ref not in seen
+        )
+    return out
+
+
+_AMOUNTS = ("authorized", "captured", "refunded", "released", "voided", "status")
+
+
+def assert_ledger_agrees(disagreements: dict[str, list[Any]]) -> None:
+    found = {kind: rows for kind, rows in disagreements.items() if rows}
+    assert not found, f"paymux and the PSPs' ledger disagree: {found}"

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,3 +154,201 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest):
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gateway_config(**sections): override gateway config")
     config.addinivalue_line("markers", "sandbox_scenario(scenario): run the sandbox with it")
+
+
+# -- real processes: the gateway (and the sandbox) as subprocesses, for the crash tests and
+# benchmarks/crash_run.py. Every wait is bounded; every process started is killed by its owner.
+
+
+def toml_text(raw: dict[str, Any]) -> str:
+    """A small TOML writer for gateway configs and scenarios: tables, arrays of tables, inline
+    tables for dicts inside arrays or under `extra`, strings, numbers, booleans, lists."""
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, int | float):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + " }"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    lines: list[str] = []
+
+    def table(prefix: str, values: dict[str, Any], header: str | None) -> None:
+        plain = {
+            k: v
+            for k, v in values.items()
+            if not (isinstance(v, dict) and k != "extra")
+            and not (isinstance(v, list) and v and all(isinstance(x, dict) for x in v))
+        }
+        if header is not None:
+            lines.append(header)
+        lines.extend(f"{k} = {scalar(v)}" for k, v in plain.items())
+        for k, v in values.items():
+            name = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict) and k != "extra":
+                table(name, v, f"[{name}]")
+            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                for item in v:
+                    table(name, item, f"[[{name}]]")
+
+    table("", raw, None)
+    return "\n".join(lines) + "\n"
+
+
+def process_gateway_config(
+    tmp: Path, gateway_port: int, sandbox_port: int, api_key: str, **overrides: Any
+) -> dict[str, Any]:
+    """`gateway_config` for `paymux serve --config`: a [server] on loopback, one demo merchant
+    (`m_crash`, whose key is `api_key`) and a fast reconciler."""
+    raw = gateway_config(tmp, sandbox_port)
+    raw["server"] = {"host": "127.0.0.1", "port": gateway_port, "log_level": "warning"}
+    raw["demo"] = {"merchant_id": "m_crash", "api_key": api_key}
+    raw["reconciler"] = {
+        "interval_s": 0.1,
+        "pending_check_s": 0.2,
+        "late_auth_check_s": 0.3,
+        "void_backoff_s": 0.1,
+        "routing_poll_s": 0.5,
+        "config_poll_s": 3600.0,
+    }
+    raw["payments"] = {"sync_timeout_s": 1.0}
+    for c in raw["connectors"]:
+        c["timeout_s"] = 1.0
+    for section, values in overrides.items():
+        if isinstance(values, dict) and isinstance(raw.get(section), dict):
+            raw[section] = {**raw[section], **values}
+        else:
+            raw[section] = values
+    return raw
+
+
+class GatewayProcess:
+    """`python -m paymux.cli serve --config FILE` as a subprocess that can be armed with a
+    crashpoint (PAYMUX_CRASH_AT / PAYMUX_CRASH_AFTER), SIGKILLed and restarted on the same
+    database. Its stderr goes to a file next to the config (read on a failed start)."""
+
+    def __init__(self, config_path: Path, port: int) -> None:
+        self.config_path = config_path
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: Any = None  # subprocess.Popen
+        self.starts = 0
+        self.stderr_path = config_path.with_suffix(".stderr.log")
+
+    async def start(
+        self, crash_at: str | None = None, crash_after: int | None = None, timeout_s: float = 30.0
+    ) -> None:
+
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMUX_CRASH_")}
+        if crash_at:
+            env["PAYMUX_CRASH_AT"] = crash_at
+            if crash_after is not None:
+                env["PAYMUX_CRASH_AFTER"] = str(crash_after)
+        self.starts += 1
+        with open(self.stderr_path, "ab") as err:  # noqa: ASYNC230 - a local file, once
+            err.write(f"--- start {self.starts} crash_at={crash_at}\n".encode())
+            err.flush()
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - started once, then polled
+                [sys.executable, "-m", "paymux.cli", "serve", "--config", str(self.config_path)],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+            )
+        deadline = time.monotonic() + timeout_s
+        async with aiohttp.ClientSession() as s:
+            while time.monotonic() < deadline:
+                try:
+                    async with s.get(
+                        self.url + "/health", timeout=aiohttp.ClientTimeout(total=1)
+                    ) as r:
+                        if r.status == 200:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"gateway exited with {self.proc.returncode} on start: "
+                        + self.stderr_path.read_text(errors="replace")[-3000:]
+                    )
+                await asyncio.sleep(0.05)
+        self.kill()
+        raise RuntimeError("gateway did not start in time")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def wait_dead(self, timeout_s: float = 10.0) -> bool:
+        """Wait (bounded) for the process to exit on its own (an armed crashpoint)."""
+
+        deadline = time.monotonic() + timeout_s
+        while self.alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return not self.alive()
+
+    def kill(self) -> None:
+        """SIGKILL, from outside."""
+
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM (SIGKILL if it does not go within 10 s); safe to call on a dead process."""
+
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+class SandboxProcess:
+    """`python -m paymux.cli sandbox` as a subprocess on a loopback port (sync: usable from a
+    module-scoped fixture or a script)."""
+
+    def __init__(self, port: int, seed: int = 7, scenario_path: Path | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.seed = seed
+        self.scenario_path = scenario_path
+        self.proc: Any = None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+
+        cmd = [sys.executable, "-m", "paymux.cli", "sandbox", "--host", "127.0.0.1"]
+        cmd += ["--port", str(self.port), "--seed", str(self.seed)]
+        if self.scenario_path is not None:
+            cmd += ["--scenario", str(self.scenario_path)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/_sandbox/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sandbox exited with {self.proc.returncode} on start")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("sandbox did not start in time")
+
+    def stop(self) -> None:
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
