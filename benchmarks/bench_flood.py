@@ -26,8 +26,8 @@ import uvloop
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from proxy.loadgen import Result, closed_loop, new_run_id, payment_request  # noqa: E402
-from proxy.stack import demo_key, start_gateway, start_sandbox  # noqa: E402
+from proxy.loadgen import Result, closed_loop, new_run_id, payment_request
+from proxy.stack import demo_key, start_gateway, start_sandbox
 
 FLOOD_SOURCE = "127.0.0.2"
 

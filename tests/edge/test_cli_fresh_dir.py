@@ -54,6 +54,7 @@ ONE_SHOT = [
     (["keys", "create", "--merchant", "acme"], 0, "sk_test_"),
     (["report"], None, "no store at"),
     (["report", "--json"], None, "no store at"),
+    (["reconcile"], None, "no store at"),
     (["keys"], 2, "usage:"),
     (["serve"], 2, "no connectors configured"),
     (["nope"], 2, "unknown command"),
@@ -110,7 +111,7 @@ def _serve_until_up(cwd, argv: list[str], url: str) -> str:
 
 
 def test_long_running_commands_start_in_an_empty_directory(tmp_path):
-    covered = {"keys", "report"}
+    covered = {"keys", "report", "reconcile"}
     port, sandbox_port = _free_port(), _free_port()
     (tmp_path / "a").mkdir()
     config = tmp_path / "gateway.toml"  # the documented config, outside the empty directory

@@ -10,6 +10,8 @@ import msgspec
 from paymux import __version__
 from paymux.api import schemas
 from paymux.api.errors import ErrorEnvelope
+from paymux.domain.money import CURRENCY_EXPONENTS
+from paymux.domain.records import PaymentStatus
 
 _TYPES: list[Any] = [
     schemas.CreatePayment,
@@ -58,7 +60,13 @@ def _op(
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 255},
+                # What the server accepts: 1-255 visible ASCII characters (inner spaces allowed).
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[!-~]([ -~]*[!-~])?$",
+                },
             }
         )
     if parameters:
@@ -73,12 +81,34 @@ def _op(
 
 _ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
+# The list endpoint's query parameters, as strict as `list_payments` parses them.
+_LIST_PARAMS: dict[str, dict[str, Any]] = {
+    "status": {"type": "string", "enum": sorted(s.value for s in PaymentStatus)},
+    "connector": {"type": "string"},
+    "created[gte]": {"type": "number"},
+    "created[lt]": {"type": "number"},
+    "starting_after": {"type": "string"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+}
+
+
+def _tighten(components: dict[str, Any]) -> None:
+    """What a JSON Schema from the Structs cannot say by itself: the currencies the server
+    knows (an enum, not just three capitals)."""
+    known = sorted(CURRENCY_EXPONENTS)
+    for schema in components.values():
+        for prop in schema.get("properties", {}).values():
+            if prop.get("pattern") == "^[A-Z]{3}$":
+                prop.pop("pattern")
+                prop["enum"] = known
+
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(
         _TYPES, ref_template="#/components/schemas/{name}"
     )
+    _tighten(components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "paymux", "version": __version__},
@@ -98,15 +128,8 @@ def openapi_document() -> dict[str, Any]:
                     "List payments (newest first, cursor-paginated)",
                     schemas.PaymentList,
                     params=[
-                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                        for n in (
-                            "status",
-                            "connector",
-                            "created[gte]",
-                            "created[lt]",
-                            "starting_after",
-                            "limit",
-                        )
+                        {"name": n, "in": "query", "required": False, "schema": schema}
+                        for n, schema in _LIST_PARAMS.items()
                     ],
                 ),
             },
