@@ -132,8 +132,10 @@ def test_terminal_statuses_have_no_way_out():
     assert {to for (frm, _, _), to in TRANSITIONS.items() if frm == S.SUCCEEDED} == {S.SUCCEEDED}
 
 
-def test_every_status_is_reachable_from_processing():
-    seen, todo = {S.PROCESSING}, [S.PROCESSING]
+def test_every_status_is_reachable_from_the_two_starting_states():
+    # A payment starts processing (/v1) or requires_confirmation (a drop-in front's intent).
+    starts = {S.PROCESSING, S.REQUIRES_CONFIRMATION}
+    seen, todo = set(starts), list(starts)
     while todo:
         frm = todo.pop()
         for (f, _, _), to in TRANSITIONS.items():
@@ -141,6 +143,8 @@ def test_every_status_is_reachable_from_processing():
                 seen.add(to)
                 todo.append(to)
     assert seen == set(S)
+    # and nothing leads back to requires_confirmation: it is a starting state only
+    assert S.REQUIRES_CONFIRMATION not in set(TRANSITIONS.values())
 
 
 def test_in_flight_statuses_resolve_both_ways_and_on_unknown_stay():

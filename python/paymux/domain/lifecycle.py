@@ -33,6 +33,7 @@ from paymux.domain.records import (
 class Operation(enum.StrEnum):
     """What was done to a payment: each names the PSP call (or the lack of one) behind a change."""
 
+    CONFIRM = "confirm"  # a payment created unconfirmed (a drop-in front's intent) goes ahead
     AUTHORIZE = "authorize"  # an attempt's answer (or the end of the cascade)
     CAPTURE = "capture"
     VOID = "void"
@@ -73,6 +74,10 @@ TERMINAL = frozenset({S.FAILED, S.CANCELED})
 #: Statuses in which a PSP call of the payment's own is unresolved.
 IN_FLIGHT = frozenset({S.PROCESSING, S.CAPTURING, S.CANCELING})
 
+#: Statuses that will still change without the client doing anything (a PSP answer, a sync, the
+#: customer's 3-D Secure answer): an Idempotency-Key's answer given in one of them is provisional.
+UNSETTLED = IN_FLIGHT | {S.REQUIRES_ACTION}
+
 # (from status, operation, outcome) -> to status
 _AUTHORIZE_ENDINGS: dict[Outcome, PaymentStatus] = {
     R.AUTHORIZED: S.REQUIRES_CAPTURE,
@@ -84,6 +89,9 @@ _AUTHORIZE_ENDINGS: dict[Outcome, PaymentStatus] = {
 }
 
 TRANSITIONS: dict[tuple[PaymentStatus, Operation, Outcome], PaymentStatus] = {
+    # Created unconfirmed (Stripe's PaymentIntent without confirm=true): nothing at any PSP yet.
+    (S.REQUIRES_CONFIRMATION, O.CONFIRM, R.STARTED): S.PROCESSING,
+    (S.REQUIRES_CONFIRMATION, O.VOID, R.SUCCEEDED): S.CANCELED,  # no PSP call to make
     **{(S.PROCESSING, O.AUTHORIZE, r): to for r, to in _AUTHORIZE_ENDINGS.items()},
     **{(S.PROCESSING, O.SYNC, r): to for r, to in _AUTHORIZE_ENDINGS.items()},
     # 3-D Secure: the customer's answer arrives later, through a sync (or a webhook).

@@ -10,6 +10,7 @@ import msgspec
 
 
 class PaymentStatus(enum.StrEnum):
+    REQUIRES_CONFIRMATION = "requires_confirmation"  # created, not yet sent to any PSP
     PROCESSING = "processing"
     REQUIRES_ACTION = "requires_action"
     REQUIRES_CAPTURE = "requires_capture"
@@ -71,6 +72,7 @@ class PaymentRecord(msgspec.Struct, kw_only=True):
     card_exp_year: int | None = None
     billing_country: str | None = None
     reference: str | None = None
+    description: str | None = None  # sent to the PSP with the authorization
     metadata: dict[str, str] = msgspec.field(default_factory=dict)
     error: dict[str, Any] | None = None
     routing: dict[str, Any] | None = None  # the routing decision (rule, strategy, order)
@@ -197,7 +199,7 @@ class IdempotencyRecord(msgspec.Struct, kw_only=True):
     merchant_id: str
     key: str
     request_hash: str
-    status: str  # in_progress or completed
+    status: str  # in_progress, provisional (answered, not settled yet) or completed
     created_at: float
     response_status: int | None = None
     response_body: bytes | None = None
@@ -215,6 +217,9 @@ class StoredAnswer(msgspec.Struct, kw_only=True, frozen=True):
     operation_id: str | None
     status: int
     body: bytes
+    # False while what it answers for is unsettled (in flight, or waiting for the customer): a
+    # provisional answer is replayed as it is, and replaced by the one that settles it.
+    final: bool = True
 
 
 class IdempotencyClaim(msgspec.Struct, kw_only=True, frozen=True):
@@ -240,7 +245,7 @@ def idempotency_state(record: IdempotencyRecord, request_hash: str) -> Idempoten
     """What a request with ``request_hash`` meets in a key's existing record."""
     if record.request_hash != request_hash:
         return IdempotencyState.MISMATCH
-    if record.status != "completed":
+    if record.status not in ("completed", "provisional"):
         return IdempotencyState.IN_PROGRESS
     return IdempotencyState.COMPLETED
 

@@ -8,9 +8,16 @@ import time
 from typing import Any
 
 from paymux.connectors.base import ConnectorResult
-from paymux.domain.lifecycle import Operation, Outcome, Transition, settle_attempt, transition
+from paymux.domain.lifecycle import (
+    UNSETTLED,
+    Operation,
+    Outcome,
+    Transition,
+    settle_attempt,
+    transition,
+)
 from paymux.domain.outcomes import AttemptStatus
-from paymux.domain.records import AttemptRecord, EventRecord, PaymentRecord
+from paymux.domain.records import AttemptRecord, EventRecord, PaymentRecord, StoredAnswer
 
 # What an operation's PSP call looks like when the PSP applied it (or accepted to apply it).
 DONE_STATUS = {
@@ -40,6 +47,19 @@ def event(
         type=type_,
         created_at=time.time() if now is None else now,
         **kw,
+    )
+
+
+def payment_answer(payment: PaymentRecord, answer: tuple[int, bytes]) -> StoredAnswer:
+    """The answer for the keys bound to the payment itself (the request that created or
+    confirmed it): provisional while the payment is unsettled, so the transaction that settles
+    it replaces it."""
+    return StoredAnswer(
+        payment_id=payment.id,
+        operation_id=None,
+        status=answer[0],
+        body=answer[1],
+        final=payment.status not in UNSETTLED,
     )
 
 

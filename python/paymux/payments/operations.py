@@ -56,7 +56,7 @@ from paymux.domain.records import (
 from paymux.observability.logs import log
 from paymux.payments import crashpoints
 from paymux.payments.answers import Answer, Answers
-from paymux.payments.effects import event, operation_outcome
+from paymux.payments.effects import event, operation_outcome, payment_answer
 from paymux.store.base import Store
 
 _OPERATION_OF = {"capture": Operation.CAPTURE, "void": Operation.VOID}
@@ -103,7 +103,29 @@ class OperationFlow:
     async def void(
         self, payment: PaymentRecord, claim: IdempotencyClaim | None, front: str = "v1"
     ) -> Answer:
+        if payment.status == PaymentStatus.REQUIRES_CONFIRMATION:
+            return await self._cancel_unconfirmed(payment, claim, front)
         return await self._start(payment, "void", payment.amount_capturable, claim, front)
+
+    async def _cancel_unconfirmed(
+        self, payment: PaymentRecord, claim: IdempotencyClaim | None, front: str
+    ) -> Answer:
+        """Nothing was sent to any PSP yet: canceling it is a state change only."""
+        change = transition(payment, Operation.VOID, Outcome.SUCCEEDED, now=time.time())
+        answer = self.answers.payment(front, payment, [])
+        try:
+            await self.store.transition_payment(
+                payment,
+                (change.from_status,),
+                [event(payment, "payment.void_succeeded", change=change)],
+                payment_answer(payment, answer),
+                claim,
+            )
+        except Conflict:
+            raise conflict(
+                "payment_unexpected_state", "The payment changed state meanwhile; retry"
+            ) from None
+        return answer
 
     async def _start(
         self,
@@ -165,7 +187,7 @@ class OperationFlow:
         if outcome is Outcome.UNKNOWN:
             result = await self._sync(connector, payment, operation, result)
             outcome = operation_outcome(kind, result)
-        return await self._settle(payment, operation, outcome, result, inline=True)
+        return await self._settle(payment, operation, outcome, result, inline=True, claim=claim)
 
     async def _call(
         self, connector: Connector, payment: PaymentRecord, operation: OperationRecord
@@ -197,6 +219,7 @@ class OperationFlow:
         result: ConnectorResult,
         *,
         inline: bool,
+        claim: IdempotencyClaim | None = None,
     ) -> Answer:
         kind = operation.kind
         now = time.time()
@@ -213,9 +236,12 @@ class OperationFlow:
             )
             # Provisional: the payment in its in-flight state. The transaction that settles the
             # operation (here or in the reconciler) replaces it with the final answer.
-            await self.store.transition_payment(
-                payment, (payment.status,), [], self._answer(payment, operation, provisional)
-            )
+            try:
+                await self.store.transition_payment(
+                    payment, (payment.status,), [], self._answer(payment, operation, provisional)
+                )
+            except Conflict:  # settled meanwhile by the reconciler
+                return await self._committed_answer(claim, _psp_refusal(kind, outcome, result))
             log(
                 f"{kind}_unknown",
                 payment_id=payment.id,
@@ -241,28 +267,33 @@ class OperationFlow:
             )
         elif outcome is Outcome.FAILED:
             answer = self.answers.refusal(operation.front, refusal)
-        await self.store.finish_operation(
-            payment,
-            (before,),
-            operation,
-            [
-                event(
-                    payment,
-                    f"payment.{kind}_{operation.status}",
-                    now,
-                    change,
-                    operation_id=operation.id,
-                    data={
-                        "amount": operation.amount,
-                        "raw_code": result.raw_code,
-                        "connector_reference": operation.connector_reference,
-                        "via": "call" if inline else "sync",
-                    },
-                )
-            ],
-            self._answer(payment, operation, answer) if answer is not None else None,
-            release_claim=answer is None,
-        )
+        try:
+            await self.store.finish_operation(
+                payment,
+                (before,),
+                operation,
+                [
+                    event(
+                        payment,
+                        f"payment.{kind}_{operation.status}",
+                        now,
+                        change,
+                        operation_id=operation.id,
+                        data={
+                            "amount": operation.amount,
+                            "raw_code": result.raw_code,
+                            "connector_reference": operation.connector_reference,
+                            "via": "call" if inline else "sync",
+                        },
+                    )
+                ],
+                self._answer(payment, operation, answer) if answer is not None else None,
+                release_claim=answer is None,
+            )
+        except Conflict:
+            if not inline:
+                raise
+            return await self._committed_answer(claim, refusal)
         crashpoints.reached(f"{kind}.after_commit")
         log(
             f"{kind}_{operation.status}",
@@ -278,13 +309,15 @@ class OperationFlow:
 
     @staticmethod
     def _answer(
-        payment: PaymentRecord, operation_id: OperationRecord | RefundRecord, answer: Answer
+        payment: PaymentRecord, operation: OperationRecord | RefundRecord, answer: Answer
     ) -> StoredAnswer:
+        """The answer for the keys bound to ``operation``: provisional while it is pending."""
         return StoredAnswer(
             payment_id=payment.id,
-            operation_id=operation_id.id,
+            operation_id=operation.id,
             status=answer[0],
             body=answer[1],
+            final=operation.status != "pending",
         )
 
     async def _sync(
@@ -399,7 +432,7 @@ class OperationFlow:
         if outcome is Outcome.UNKNOWN:
             result = await self._sync(connector, payment, refund, result)
             outcome = operation_outcome("refund", result)
-        return await self._settle_refund(payment, refund, outcome, result, inline=True)
+        return await self._settle_refund(payment, refund, outcome, result, inline=True, claim=claim)
 
     async def _settle_refund(
         self,
@@ -409,6 +442,7 @@ class OperationFlow:
         result: ConnectorResult,
         *,
         inline: bool,
+        claim: IdempotencyClaim | None = None,
     ) -> Answer:
         now = time.time()
         refund.connector_reference = result.connector_reference or refund.connector_reference
@@ -417,6 +451,9 @@ class OperationFlow:
             refund.updated_at = now
             await self.store.update_refund(refund)
             provisional = self.answers.refund(refund.front, refund)
+            stored = await self.store.get_refund(refund.merchant_id, refund.id)
+            if stored is None or stored.status != RefundStatus.PENDING:  # settled meanwhile
+                return await self._committed_answer(claim, _psp_refusal("refund", outcome, result))
             await self.store.transition_payment(
                 payment, (payment.status,), [], self._answer(payment, refund, provisional)
             )
@@ -430,26 +467,31 @@ class OperationFlow:
             answer = self.answers.refund(refund.front, refund)
         elif outcome is Outcome.FAILED:
             answer = self.answers.refusal(refund.front, refusal)
-        await self.store.finish_refund(
-            refund,
-            [
-                event(
-                    payment,
-                    f"refund.{refund.status}",
-                    now,
-                    change,
-                    operation_id=refund.id,
-                    data={
-                        "refund_id": refund.id,
-                        "amount": refund.amount,
-                        "raw_code": result.raw_code,
-                        "via": "call" if inline else "sync",
-                    },
-                )
-            ],
-            self._answer(payment, refund, answer) if answer is not None else None,
-            release_claim=answer is None,
-        )
+        try:
+            await self.store.finish_refund(
+                refund,
+                [
+                    event(
+                        payment,
+                        f"refund.{refund.status}",
+                        now,
+                        change,
+                        operation_id=refund.id,
+                        data={
+                            "refund_id": refund.id,
+                            "amount": refund.amount,
+                            "raw_code": result.raw_code,
+                            "via": "call" if inline else "sync",
+                        },
+                    )
+                ],
+                self._answer(payment, refund, answer) if answer is not None else None,
+                release_claim=answer is None,
+            )
+        except Conflict:
+            if not inline:
+                raise
+            return await self._committed_answer(claim, refusal)
         crashpoints.reached("refund.after_commit")
         log(
             f"refund_{refund.status}",
@@ -461,6 +503,24 @@ class OperationFlow:
         if answer is None:
             raise refusal
         return answer
+
+    async def _committed_answer(self, claim: IdempotencyClaim | None, refusal: Refusal) -> Answer:
+        """The request's operation was settled by someone else (the reconciler, or another node
+        after a restart) while its own PSP call ran: answer what that settlement committed for
+        its key, so the client sees exactly what a retry would replay."""
+        if claim is not None:
+            record = await self.store.get_idempotent(
+                claim.merchant_id, claim.key, time.time(), claim.ttl_s
+            )
+            if record is not None and record.response_status is not None:
+                assert record.response_body is not None
+                return record.response_status, record.response_body
+        raise Refusal(
+            RefusalKind.UNAVAILABLE,
+            refusal.code,
+            "The operation was settled while this request waited for its PSP; read the payment "
+            "for its state",
+        )
 
     # -- what the reconciler and crash recovery call ---------------------------------------------
 

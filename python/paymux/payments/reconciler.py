@@ -41,7 +41,6 @@ from paymux.domain.records import (
     PaymentStatus,
     ReconcileWatch,
     RefundRecord,
-    StoredAnswer,
 )
 from paymux.observability.logs import log
 from paymux.payments.answers import Answers
@@ -51,6 +50,7 @@ from paymux.payments.effects import (
     declined_error,
     event,
     fail_payment,
+    payment_answer,
     record_attempt_result,
 )
 from paymux.payments.operations import OperationFlow
@@ -75,6 +75,7 @@ class Reconciler:
         self.config = config
         self.operations = operations
         self.answers = answers
+        self.sync_timeout_s = operations.config.payments.sync_timeout_s
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -156,6 +157,44 @@ class Reconciler:
             )
         )
 
+    async def check_attempt_now(self, attempt: AttemptRecord) -> str:
+        """Run this attempt's check now rather than when its watch row is due (``paymux
+        reconcile``): the same check a pass runs, so a ``processing`` payment waiting on it is
+        settled if the PSP can tell, and an authorization the payment does not rely on is
+        released. The attempt is put on the watch list (or re-opened on it) if need be, and its
+        row is claimed as a pass claims it, so no worker checks it at the same time. Returns the
+        row's state afterwards (open, resolved, voided, expired), or "busy" if a worker holds it.
+        """
+        payment = await self.store.get_payment(attempt.merchant_id, attempt.payment_id)
+        if payment is None:
+            return "expired"
+
+        async def current() -> ReconcileWatch | None:
+            rows = await self.store.list_watches(attempt.payment_id)
+            return next((w for w in rows if w.attempt_id == attempt.id), None)
+
+        watch = await current()
+        if watch is None or watch.state != "open":
+            waiting = (
+                payment.status == PaymentStatus.PROCESSING
+                and payment.connector == attempt.connector
+            )
+            await self.watch(attempt, "pending" if waiting else "late_auth", "checked on demand")
+            watch = await current()
+            if watch is None:
+                return "expired"
+        lease = time.time() + max(self.config.interval_s * 4, 5.0)
+        if not await self.store.claim_watch(watch.attempt_id, watch.next_check_at, lease):
+            return "busy"
+        watch.next_check_at = lease
+        try:
+            await self._check(watch)
+        except Exception as exc:
+            self._reschedule(watch, self.config.late_auth_check_s, f"error: {exc}"[:200])
+            await self.store.update_watch(watch)
+            raise
+        return watch.state
+
     async def run_once(self) -> int:
         """One pass: due watch rows, in-flight captures, voids and refunds, and 3-D Secure
         challenges left unanswered; returns how many were checked."""
@@ -180,6 +219,11 @@ class Reconciler:
             delay = min(
                 self.config.pending_check_s * 2 ** min(checks, 16), _OPERATION_MAX_INTERVAL_S
             )
+            # Never while the request that started it may still be waiting for its PSP: its own
+            # call and sync are bounded by the connector's timeout and sync_timeout_s.
+            connector = self.connectors.get(operation.connector)
+            if connector is not None:
+                delay = max(delay, connector.config.timeout_s + self.sync_timeout_s + 1.0)
             if operation.updated_at + delay > now:
                 continue
             try:
@@ -231,9 +275,7 @@ class Reconciler:
                     payment,
                     (before,),
                     [event(payment, "payment.authentication_expired", change=change)],
-                    StoredAnswer(
-                        payment_id=payment.id, operation_id=None, status=status, body=body
-                    ),
+                    payment_answer(payment, (status, body)),
                 )
             except Conflict:
                 continue
@@ -384,7 +426,7 @@ class Reconciler:
                 ],
                 # The request that created the payment was answered "processing" (202): its
                 # key now replays the final state, committed with it.
-                StoredAnswer(payment_id=payment.id, operation_id=None, status=status, body=body),
+                payment_answer(payment, (status, body)),
             )
         except Conflict:
             self._reschedule(watch, 0.0, "payment changed meanwhile")

@@ -19,7 +19,7 @@ from paymux.config import GatewayConfig
 from paymux.connectors.base import Connector, SyncRequest
 from paymux.domain.lifecycle import Operation, Outcome, settle_attempt
 from paymux.domain.outcomes import AttemptStatus
-from paymux.domain.records import OperationRecord, PaymentStatus, RefundRecord, StoredAnswer
+from paymux.domain.records import OperationRecord, PaymentStatus, RefundRecord
 from paymux.observability.logs import log
 from paymux.payments.answers import Answers
 from paymux.payments.effects import (
@@ -29,6 +29,7 @@ from paymux.payments.effects import (
     event,
     fail_payment,
     interrupted_error,
+    payment_answer,
     record_attempt_result,
 )
 from paymux.payments.operations import OperationFlow
@@ -130,12 +131,7 @@ class Recovery:
                     for a in await self.store.list_attempts(payment.id)
                 ]
                 rendered = self.answers.payment(payment.front, payment, attempts)
-                answer = StoredAnswer(
-                    payment_id=payment.id,
-                    operation_id=None,
-                    status=rendered[0],
-                    body=rendered[1],
-                )
+                answer = payment_answer(payment, rendered)
             await self.store.finish_attempt(
                 attempt,
                 payment if change is not None else None,

@@ -23,13 +23,14 @@ from paymux.connectors.base import (
     SyncRequest,
 )
 from paymux.domain import commands
-from paymux.domain.errors import Refusal, RefusalKind, invalid, not_found
+from paymux.domain.errors import Refusal, RefusalKind, conflict, invalid, not_found
 from paymux.domain.ids import new_id
-from paymux.domain.lifecycle import Outcome
+from paymux.domain.lifecycle import Operation, Outcome, transition
 from paymux.domain.money import is_known_currency
 from paymux.domain.outcomes import AttemptStatus, DeclineClass
 from paymux.domain.records import (
     AttemptRecord,
+    Conflict,
     EventRecord,
     IdempotencyClaim,
     PaymentFilter,
@@ -49,6 +50,7 @@ from paymux.payments.effects import (
     declined_error,
     event,
     fail_payment,
+    payment_answer,
     record_attempt_result,
 )
 from paymux.payments.operations import OperationFlow
@@ -72,6 +74,26 @@ _CARD_ERRORS = {
 def _card_error(exc: Exception, param: str) -> Refusal:
     code, message = _CARD_ERRORS.get(getattr(exc, "code", ""), ("invalid_card", "Invalid card."))
     return Refusal(RefusalKind.CARD, code, message, param)
+
+
+@dataclass(slots=True)
+class _Card:
+    """The card a payment will use: its token, the token to insert if it was vaulted just now,
+    and what lives in memory for this request only (never stored)."""
+
+    token: TokenRecord
+    new_token: TokenRecord | None
+    cvc: str | None
+    holder: str | None
+
+
+def _set_card(payment: PaymentRecord, token: TokenRecord) -> None:
+    payment.token_id = token.id
+    payment.card_brand = token.brand
+    payment.card_bin = token.bin
+    payment.card_last4 = token.last4
+    payment.card_exp_month = token.exp_month
+    payment.card_exp_year = token.exp_year
 
 
 @dataclass(slots=True)
@@ -152,16 +174,20 @@ class PaymentService:
         body: commands.CreatePayment,
         claim: IdempotencyClaim | None,
         front: str = "v1",
+        confirm: bool = True,
     ) -> Answer:
         """Authorize (and capture) a new payment; returns its answer, rendered for ``front``.
 
         With ``claim``, the Idempotency-Key is claimed in the transaction that creates the
         payment (IdempotencyTaken if it is bound already, with nothing written) and completed
-        with the answer in the one that writes its final state."""
+        with the answer in the one that writes its final state. With ``confirm=False`` (a
+        drop-in front's unconfirmed intent) the payment is only stored, ``requires_confirmation``,
+        and ``confirm_payment`` sends it later; its payment method is then optional."""
         if not is_known_currency(body.currency):
             raise invalid("invalid_currency", f"Unknown currency {body.currency}", "currency")
         method = body.payment_method
-        if (method.card is None) == (method.token is None):
+        has_method = method.card is not None or method.token is not None
+        if (method.card is not None and method.token is not None) or (confirm and not has_method):
             raise invalid(
                 "parameter_invalid",
                 "payment_method needs exactly one of `card` or `token`",
@@ -170,51 +196,144 @@ class PaymentService:
         if body.connector is not None and body.connector not in self.connectors:
             raise invalid("unknown_connector", f"No connector named {body.connector}", "connector")
         now = time.time()
-        new_token: TokenRecord | None = None
-        cvc: str | None = None
-        if method.card is not None:
-            tok = self._tokenize(merchant_id, method.card, "payment_method.card.number")
-            new_token = self._token_record(merchant_id, tok, now)
-            token = new_token
-            cvc = method.card.cvc  # in memory for this request only; never stored
-            holder = method.card.holder_name
-        else:
-            assert method.token is not None
-            found = await self.store.get_token(merchant_id, method.token)
-            if found is None:
-                raise not_found("token", "payment_method.token")
-            token = found
-            holder = None
-            today = dt.date.today()
-            if (token.exp_year, token.exp_month) < (today.year, today.month):
-                raise Refusal(
-                    RefusalKind.CARD,
-                    "expired_card",
-                    "The card has expired.",
-                    "payment_method.token",
-                )
-        country = body.billing.country if body.billing else None
+        card = await self._card_of(merchant_id, method, now) if has_method else None
         payment = PaymentRecord(
             id=new_id("pay"),
             merchant_id=merchant_id,
-            status=PaymentStatus.PROCESSING,
+            status=PaymentStatus.PROCESSING if confirm else PaymentStatus.REQUIRES_CONFIRMATION,
             amount=body.amount,
             currency=body.currency,
             capture_method=body.capture_method,
-            token_id=token.id,
-            card_brand=token.brand,
-            card_bin=token.bin,
-            card_last4=token.last4,
-            card_exp_month=token.exp_month,
-            card_exp_year=token.exp_year,
-            billing_country=country,
+            billing_country=body.billing.country if body.billing else None,
             reference=body.reference,
+            description=body.description,
             metadata=body.metadata,
             front=front,
             created_at=now,
             updated_at=now,
         )
-        plan = self.router.plan(payment, pinned=body.connector)
+        if card is not None:
+            _set_card(payment, card.token)
+        created = event(payment, "payment.created", now, to_status=payment.status)
+        if not confirm:
+            answer = self.answers.payment(front, payment, [])
+            await self.store.create_payment(
+                payment,
+                card.new_token if card else None,
+                [created],
+                claim=claim,
+                answer=payment_answer(payment, answer),
+            )
+            return answer
+        assert card is not None
+        plan, first = self._plan(payment, body.connector)
+        created.data = payment.routing or {}
+        # The first attempt is persisted with the payment, in one commit, before the PSP call.
+        await self.store.create_payment(
+            payment, card.new_token, [created], first_attempt=first, claim=claim
+        )
+        return await self._authorize(payment, card, plan.connectors, first[0])
+
+    async def confirm_payment(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        method: commands.PaymentMethodInput | None,
+        claim: IdempotencyClaim | None,
+        front: str = "v1",
+    ) -> Answer:
+        """Send a payment created unconfirmed: the same flow as ``create_payment`` from there."""
+        payment = await self._load(merchant_id, payment_id)
+        if payment.status != PaymentStatus.REQUIRES_CONFIRMATION:
+            raise conflict(
+                "payment_unexpected_state",
+                f"This payment is {payment.status}; only a payment in requires_confirmation can "
+                "be confirmed",
+            )
+        now = time.time()
+        if method is not None and (method.card is not None or method.token is not None):
+            if method.card is not None and method.token is not None:
+                raise invalid(
+                    "parameter_invalid",
+                    "payment_method needs exactly one of `card` or `token`",
+                    "payment_method",
+                )
+            card = await self._card_of(merchant_id, method, now)
+            _set_card(payment, card.token)
+        elif payment.token_id is not None:
+            card = await self._card_of(
+                merchant_id, commands.PaymentMethodInput(token=payment.token_id), now
+            )
+        else:
+            raise invalid(
+                "parameter_missing", "A payment method is needed to confirm", "payment_method"
+            )
+        change = transition(payment, Operation.CONFIRM, Outcome.STARTED, now=now)
+        plan, first = self._plan(payment, None)
+        try:
+            await self.store.confirm_payment(
+                payment,
+                (change.from_status,),
+                card.new_token,
+                [event(payment, "payment.confirmed", now, change, data=payment.routing or {})],
+                first,
+                claim,
+            )
+        except Conflict:
+            raise conflict(
+                "payment_unexpected_state", "The payment changed state meanwhile; retry"
+            ) from None
+        return await self._authorize(payment, card, plan.connectors, first[0])
+
+    async def update_payment(
+        self,
+        merchant_id: str,
+        payment_id: str,
+        metadata: dict[str, str] | None = None,
+        description: str | None = None,
+    ) -> PaymentRecord:
+        """Replace a payment's metadata and/or description (merchant-side details only)."""
+        payment = await self._load(merchant_id, payment_id)
+        if metadata is not None:
+            payment.metadata = metadata
+        if description is not None:
+            payment.description = description
+        payment.updated_at = time.time()
+        await self.store.update_payment_details(
+            payment,
+            event(
+                payment,
+                "payment.updated",
+                payment.updated_at,
+                data={"metadata": metadata is not None, "description": description is not None},
+            ),
+        )
+        return payment
+
+    async def _card_of(
+        self, merchant_id: str, method: commands.PaymentMethodInput, now: float
+    ) -> _Card:
+        """The token a payment method names (vaulting a raw card first), with the CVC and holder
+        that live in memory for this request only."""
+        if method.card is not None:
+            tok = self._tokenize(merchant_id, method.card, "payment_method.card.number")
+            new_token = self._token_record(merchant_id, tok, now)
+            return _Card(new_token, new_token, method.card.cvc, method.card.holder_name)
+        assert method.token is not None
+        found = await self.store.get_token(merchant_id, method.token)
+        if found is None:
+            raise not_found("token", "payment_method.token")
+        today = dt.date.today()
+        if (found.exp_year, found.exp_month) < (today.year, today.month):
+            raise Refusal(
+                RefusalKind.CARD, "expired_card", "The card has expired.", "payment_method.token"
+            )
+        return _Card(found, None, None, None)
+
+    def _plan(
+        self, payment: PaymentRecord, pinned: str | None
+    ) -> tuple[Any, tuple[AttemptRecord, EventRecord]]:
+        plan = self.router.plan(payment, pinned=pinned)
         if not plan.connectors:
             raise invalid(
                 "no_eligible_connector",
@@ -222,27 +341,22 @@ class PaymentService:
                 "payment_method",
             )
         payment.routing = self.router.record(plan)  # rule, strategy, order, estimates, version
-        # The first attempt is persisted with the payment, in one commit, before the PSP call.
-        first = self._new_attempt(payment, plan.connectors[0], 1)
-        await self.store.create_payment(
-            payment,
-            new_token,
-            [
-                event(
-                    payment, "payment.created", now, to_status=payment.status, data=payment.routing
-                )
-            ],
-            first_attempt=first,
-            claim=claim,
-        )
+        return plan, self._new_attempt(payment, plan.connectors[0], 1)
+
+    async def _authorize(
+        self, payment: PaymentRecord, card_of: _Card, order: list[str], first: AttemptRecord
+    ) -> Answer:
+        """The payment and its first attempt are persisted: reveal the card, run the attempts,
+        write the final state with its answer."""
         crashpoints.reached("authorize.before_psp")
-        revealed = self.vault.reveal(merchant_id, token.id, token.ciphertext)
-        card = CardDetails(revealed.number, revealed.exp_month, revealed.exp_year, cvc, holder)
+        token = card_of.token
+        revealed = self.vault.reveal(payment.merchant_id, token.id, token.ciphertext)
+        card = CardDetails(
+            revealed.number, revealed.exp_month, revealed.exp_year, card_of.cvc, card_of.holder
+        )
         del revealed
         try:
-            outcome = await self._run_attempts(
-                payment, card, plan.connectors, body.description, first[0]
-            )
+            outcome = await self._run_attempts(payment, card, order, payment.description, first)
         finally:
             card.number = ""
             card.cvc = None
@@ -251,10 +365,7 @@ class PaymentService:
         answer = self.answers.payment(payment.front, payment, outcome.attempts)
         last = outcome.attempts[-1]
         # The payment's final state, its event and the idempotent answer: one transaction.
-        stored = StoredAnswer(
-            payment_id=payment.id, operation_id=None, status=answer[0], body=answer[1]
-        )
-        await self._finish(payment, last, outcome.event, stored)
+        await self._finish(payment, last, outcome.event, payment_answer(payment, answer))
         crashpoints.reached("authorize.after_commit")
         if outcome.watch is not None and self.reconciler is not None:
             await self.reconciler.watch(last, outcome.watch, outcome.watch_note)

@@ -103,12 +103,32 @@ class Store(abc.ABC):
         events: list[EventRecord],
         first_attempt: tuple[AttemptRecord, EventRecord] | None = None,
         claim: IdempotencyClaim | None = None,
+        answer: StoredAnswer | None = None,
     ) -> None:
         """Insert the payment (and the token it vaulted).
 
         ``first_attempt`` is started in the same transaction (as ``start_attempt`` would), and
         ``claim`` binds its Idempotency-Key to this payment in it first, raising
-        IdempotencyTaken, with nothing written, if the key is bound already."""
+        IdempotencyTaken, with nothing written, if the key is bound already; ``answer``
+        completes that key in the same transaction (a payment created unconfirmed)."""
+
+    @abc.abstractmethod
+    async def confirm_payment(
+        self,
+        payment: PaymentRecord,
+        expected_status: tuple[str, ...],
+        token: TokenRecord | None,
+        events: list[EventRecord],
+        first_attempt: tuple[AttemptRecord, EventRecord],
+        claim: IdempotencyClaim | None = None,
+    ) -> None:
+        """Confirm a payment created unconfirmed, in one transaction: Conflict unless it is in
+        ``expected_status``; write its card (and the token it vaulted), its new status and its
+        first attempt (persisted before the PSP call); ``claim`` binds the key to the payment."""
+
+    @abc.abstractmethod
+    async def update_payment_details(self, payment: PaymentRecord, event: EventRecord) -> None:
+        """Write a payment's merchant-side details (metadata, description), whatever its status."""
 
     @abc.abstractmethod
     async def start_attempt(self, attempt: AttemptRecord, event: EventRecord) -> None:
@@ -132,8 +152,10 @@ class Store(abc.ABC):
         expected_status: tuple[str, ...],
         events: list[EventRecord],
         answer: StoredAnswer | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> None:
-        """Write the payment if its stored status is one of ``expected_status``; else Conflict."""
+        """Write the payment if its stored status is one of ``expected_status``; else Conflict.
+        ``claim`` binds a key to the payment first; ``answer`` completes the keys bound to it."""
 
     @abc.abstractmethod
     async def get_payment(self, merchant_id: str, payment_id: str) -> PaymentRecord | None: ...

@@ -221,6 +221,7 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             # whoever settles it renders its Idempotency-Key's answer in that API's shape.
             "ALTER TABLE payments ADD COLUMN front TEXT NOT NULL DEFAULT 'v1'",
             "ALTER TABLE refunds ADD COLUMN front TEXT NOT NULL DEFAULT 'v1'",
+            "ALTER TABLE payments ADD COLUMN description TEXT",
         ],
     ),
 ]

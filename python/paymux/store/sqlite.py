@@ -213,10 +213,18 @@ def _answer_bound(
 ) -> None:
     """Complete (or, with ``release``, forget) the keys bound to a payment or an operation."""
     if answer is not None:
+        # A completed key keeps its answer (a replay is exact); an in-progress or provisional
+        # one takes this one.
         conn.execute(
-            "UPDATE idempotency SET status = 'completed', response_status = ?, "
-            "response_body = ? WHERE payment_id = ? AND operation_id IS ?",
-            (answer.status, answer.body, answer.payment_id, answer.operation_id),
+            "UPDATE idempotency SET status = ?, response_status = ?, response_body = ? "
+            "WHERE payment_id = ? AND operation_id IS ? AND status != 'completed'",
+            (
+                "completed" if answer.final else "provisional",
+                answer.status,
+                answer.body,
+                answer.payment_id,
+                answer.operation_id,
+            ),
         )
     if release is not None:
         conn.execute("DELETE FROM idempotency WHERE payment_id = ? AND operation_id IS ?", release)
@@ -589,6 +597,7 @@ class SqliteStore(Store):
         events: list[EventRecord],
         first_attempt: tuple[AttemptRecord, EventRecord] | None = None,
         claim: IdempotencyClaim | None = None,
+        answer: StoredAnswer | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
             _bind_claim(conn, claim, payment.id)
@@ -600,6 +609,59 @@ class SqliteStore(Store):
             if first_attempt is not None:
                 _insert(conn, "attempts", first_attempt[0])
                 _insert(conn, "events", first_attempt[1])
+            _answer_bound(conn, answer)
+
+        await self._write(op)
+
+    async def confirm_payment(
+        self,
+        payment: PaymentRecord,
+        expected_status: tuple[str, ...],
+        token: TokenRecord | None,
+        events: list[EventRecord],
+        first_attempt: tuple[AttemptRecord, EventRecord],
+        claim: IdempotencyClaim | None = None,
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            _expect_status(conn, payment.id, expected_status)
+            _bind_claim(conn, claim, payment.id)
+            if token is not None:
+                _insert(conn, "tokens", token)
+            # The card columns are fixed once a payment is confirmed, so _update skips them.
+            conn.execute(
+                "UPDATE payments SET token_id = ?, card_brand = ?, card_bin = ?, card_last4 = ?, "
+                "card_exp_month = ?, card_exp_year = ?, routing = ? WHERE id = ?",
+                (
+                    payment.token_id,
+                    payment.card_brand,
+                    payment.card_bin,
+                    payment.card_last4,
+                    payment.card_exp_month,
+                    payment.card_exp_year,
+                    _json_encode(payment.routing).decode() if payment.routing else None,
+                    payment.id,
+                ),
+            )
+            _update(conn, "payments", payment)
+            for event in events:
+                _insert(conn, "events", event)
+            _insert(conn, "attempts", first_attempt[0])
+            _insert(conn, "events", first_attempt[1])
+
+        await self._write(op)
+
+    async def update_payment_details(self, payment: PaymentRecord, event: EventRecord) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE payments SET metadata = ?, description = ?, updated_at = ? WHERE id = ?",
+                (
+                    _json_encode(payment.metadata).decode(),
+                    payment.description,
+                    payment.updated_at,
+                    payment.id,
+                ),
+            )
+            _insert(conn, "events", event)
 
         await self._write(op)
 
@@ -633,9 +695,11 @@ class SqliteStore(Store):
         expected_status: tuple[str, ...],
         events: list[EventRecord],
         answer: StoredAnswer | None = None,
+        claim: IdempotencyClaim | None = None,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
             _expect_status(conn, payment.id, expected_status)
+            _bind_claim(conn, claim, payment.id)
             _update(conn, "payments", payment)
             for event in events:
                 _insert(conn, "events", event)
