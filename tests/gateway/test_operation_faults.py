@@ -63,27 +63,16 @@ ADYEN_PARTIAL_CAPTURE_REMAINDER = pytest.mark.xfail(
     "amount_capturable 0 and never releases it (amount_capturable disagrees with the ledger)",
 )
 
-# Found by these tests, left for the lead: while the inline PSP call (plus its inline sync) takes
-# longer than `[reconciler] pending_check_s`, the reconciler settles the same pending operation
-# (payments/reconciler.py `_check_operations` takes every pending row older than the delay; no
-# lease excludes one whose request is still running). The inline path's commit then finds the
-# row settled: `store.finish_operation` / `finish_refund` raise Conflict, which
-# `OperationFlow._start` / `refund` (payments/operations.py) do not catch (only `settle_pending`
-# does), so the client's first answer is a 500 internal_error instead of the final answer that
-# was committed. With the defaults it needs timeout_s 8 + sync_timeout_s 5 > pending_check_s 10.
-INLINE_VS_RECONCILER = pytest.mark.xfail(
-    strict=True,
-    reason="the reconciler settles the operation while its inline call runs; the inline "
-    "commit's Conflict escapes as HTTP 500 instead of the committed answer",
-)
+# The timeout cases also pin a race found by them: while the inline PSP call (plus its inline
+# sync) takes longer than `[reconciler] pending_check_s`, the reconciler settles the same pending
+# operation, and the inline path's commit then finds it settled (store Conflict). That Conflict
+# escaped as an HTTP 500 until operations.py learnt to answer with what was committed.
 
 
 def _marks(op: str, fault: str, psp: str) -> list[pytest.MarkDecorator]:
     marks = []
     if (op, psp) == ("partial_capture", "adyen"):
         marks.append(ADYEN_PARTIAL_CAPTURE_REMAINDER)
-    if fault == "timeout_applied" and (op, psp) != ("partial_capture", "adyen"):
-        marks.append(INLINE_VS_RECONCILER)
     return marks
 
 
