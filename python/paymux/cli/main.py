@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("paymux.sandbox.server", "run the PSP simulator (Stripe, Adyen, Checkout.com)"),
     "keys": ("paymux.cli.keys", "create and list merchants' API keys"),
     "report": ("paymux.cli.report", "analytics across all PSPs as terminal tables"),
+    "reconcile": ("paymux.cli.reconcile", "paymux's records against each PSP's; fix what is safe"),
     "demo": ("paymux.cli.demo", "a minute of live traffic with a PSP outage, then the dashboard"),
 }
 
