@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from paymux.config import ReconcilerConfig
 from paymux.connectors.base import (
@@ -76,6 +77,9 @@ class Reconciler:
         self.operations = operations
         self.answers = answers
         self.sync_timeout_s = operations.config.payments.sync_timeout_s
+        # Crash recovery's pass over orphaned attempts and payments (set by the app): run on
+        # every pass too, so work a dead process or node left behind is taken over.
+        self.orphans: Callable[[], Awaitable[int]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -198,7 +202,8 @@ class Reconciler:
     async def run_once(self) -> int:
         """One pass: due watch rows, in-flight captures, voids and refunds, and 3-D Secure
         challenges left unanswered; returns how many were checked."""
-        checked = await self._check_watches()
+        checked = await self.orphans() if self.orphans is not None else 0
+        checked += await self._check_watches()
         checked += await self._check_operations()
         checked += await self._expire_actions()
         return checked

@@ -14,6 +14,7 @@ A PSP that cannot be reached leaves the state in flight: the reconciler keeps as
 from __future__ import annotations
 
 import logging
+import time
 
 from paymux.config import GatewayConfig
 from paymux.connectors.base import Connector, SyncRequest
@@ -54,15 +55,22 @@ class Recovery:
         self.operations = operations
         self.reconciler = reconciler
 
-    async def run(self) -> int:
-        """Resolve what a previous process left in flight; returns how many were settled."""
-        resolved = await self._unfinished_attempts()
-        await self._interrupted_payments()
+    async def run(self, immediate: bool = True) -> int:
+        """Resolve what a previous process left in flight; returns how many were settled.
+
+        ``immediate``: everything in flight is an orphan (one SQLite node, whose workers all
+        start together). Otherwise (several nodes on one database) only what is older than the
+        budget of the request that started it, which may still be running on another node."""
+        resolved = await self.resolve_stale(0.0 if immediate else None)
         pending: list[OperationRecord | RefundRecord] = [
             *await self.store.pending_operations(),
             *await self.store.pending_refunds(),
         ]
         for operation in pending:
+            if not immediate and operation.updated_at > time.time() - self._budget(
+                operation.connector
+            ):
+                continue  # the reconciler's pass takes it once its request cannot be running
             try:
                 resolved += await self.operations.settle_pending(operation)
             except Exception as exc:  # noqa: BLE001 - one bad row never blocks the others
@@ -75,9 +83,28 @@ class Recovery:
         await self._stale_idempotency()
         return resolved
 
-    async def _unfinished_attempts(self) -> int:
+    async def resolve_stale(self, min_age_s: float | None = None) -> int:
+        """Attempts still ``started`` and payments ``processing`` with nothing outstanding whose
+        request can no longer be running (it died, here or on another node): older than
+        ``min_age_s``, or by default than the budget of the call that left them (the connector's
+        timeout and the sync after it; a payment's whole deadline). The reconciler runs this on
+        every pass, so a dead node's work is taken over once that budget has passed."""
+        resolved = await self._unfinished_attempts(min_age_s)
+        await self._interrupted_payments(min_age_s)
+        return resolved
+
+    def _budget(self, connector_name: str) -> float:
+        connector = self.connectors.get(connector_name)
+        timeout = connector.config.timeout_s if connector is not None else 30.0
+        return timeout + self.config.payments.sync_timeout_s + 1.0
+
+    async def _unfinished_attempts(self, min_age_s: float | None) -> int:
         resolved = 0
+        now = time.time()
         for attempt in await self.store.unfinished_attempts():
+            age = min_age_s if min_age_s is not None else self._budget(attempt.connector)
+            if attempt.updated_at > now - age:
+                continue
             connector = self.connectors.get(attempt.connector)
             payment = await self.store.get_payment(attempt.merchant_id, attempt.payment_id)
             if connector is None or payment is None:
@@ -151,10 +178,15 @@ class Recovery:
             resolved += 1
         return resolved
 
-    async def _interrupted_payments(self) -> None:
+    async def _interrupted_payments(self, min_age_s: float | None) -> None:
         """Payments left processing with nothing outstanding at any PSP: every attempt has the
         PSP's final word, and the gateway stopped before starting the next one."""
+        payments = self.config.payments
+        age = min_age_s if min_age_s is not None else payments.deadline_s + payments.sync_timeout_s
+        cutoff = time.time() - age
         for payment in await self.store.payments_in_status(PaymentStatus.PROCESSING):
+            if payment.updated_at > cutoff:
+                continue
             attempts = await self.store.list_attempts(payment.id)
             if any(
                 a.status in (AttemptStatus.PENDING, AttemptStatus.REQUIRES_ACTION, "started")
