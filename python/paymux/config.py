@@ -146,6 +146,34 @@ class ConnectorEntry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         )
 
 
+class ProxyConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The transparent pass-through, `/proxy/{connector}/...` (docs/dropin.md)."""
+
+    enabled: bool = True
+    # Answer 503 (`Paymux-Breaker: open`) instead of forwarding while the connector's breaker
+    # is open; the pass-through never retries nor reroutes either way.
+    refuse_when_breaker_open: bool = True
+    max_connections: int = 100  # keep-alive pool per PSP
+
+
+class RedactRoute(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An inbound tokenizing route in front of the merchant's own backend (docs/dropin.md)."""
+
+    path: str  # e.g. "/checkout/orders": served by paymux, forwarded to `upstream`
+    upstream: str  # the merchant's backend URL the request is forwarded to
+    merchant: str  # the merchant whose vault the cards go into
+    # Card fields to replace with tokens: JSON paths ("card.number") and form field names
+    # ("card_number"). The expiry fields, when named, go into the token and are removed.
+    json_fields: list[str] = msgspec.field(default_factory=list)
+    form_fields: list[str] = msgspec.field(default_factory=list)
+    exp_month_field: str | None = None
+    exp_year_field: str | None = None
+    cvc_fields: list[str] = msgspec.field(default_factory=list)  # removed: never forwarded
+    cors_origins: list[str] = msgspec.field(default_factory=list)  # the checkout pages' origins
+    methods: list[str] = msgspec.field(default_factory=lambda: ["POST"])
+    timeout_s: float = 10.0
+
+
 class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     rate_limits: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
@@ -160,6 +188,8 @@ class GatewayConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     demo: DemoConfig | None = None
     admin_api_key: str = ""
     connectors: list[ConnectorEntry] = msgspec.field(default_factory=list)
+    proxy: ProxyConfig = msgspec.field(default_factory=ProxyConfig)
+    redact_routes: list[RedactRoute] = msgspec.field(default_factory=list)
 
 
 class ConfigError(ValueError):

@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -51,8 +52,10 @@ from paymux.connectors.base import (
     AuthorizeRequest,
     Capabilities,
     CaptureRequest,
+    CardFields,
     ConnectorResult,
     OperationSyncRequest,
+    PassthroughError,
     RefundRequest,
     SyncRequest,
     VoidRequest,
@@ -68,11 +71,14 @@ from paymux.connectors.http import (
     as_str,
     cannot_tell,
     classify_status,
+    header,
     unknown_operation,
 )
 from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 API_VERSION = "v72"
+# POST /v<N>/payments authorizes (any Checkout API version the merchant's SDK speaks).
+_PASSTHROUGH_AUTHORIZE = re.compile(r"/v[0-9]{2}/payments")
 
 #: paymux's operation -> the Checkout API's modification path segment.
 _MODIFICATION_PATH = {"capture": "captures", "void": "cancels", "refund": "refunds"}
@@ -127,6 +133,46 @@ class AdyenConnector(HttpConnector):
         multiple_refunds=True,
         three_ds=True,
     )
+
+    # -- the transparent pass-through -------------------------------------------------------------
+
+    card_fields = (
+        CardFields(
+            number=("paymentMethod", "number"),
+            exp_month=("paymentMethod", "expiryMonth"),
+            exp_year=("paymentMethod", "expiryYear"),
+            expiry_as_text=True,
+        ),
+    )
+
+    def merchant_credential(self, headers: Mapping[str, str]) -> str | None:
+        return (header(headers, "X-API-Key") or "").strip() or None
+
+    def passthrough_defaults(self, method: str, path: str, body: dict[str, Any]) -> None:
+        # Every Checkout API call with a body names the merchant account: the configured one.
+        if self._merchant_account:
+            body["merchantAccount"] = self._merchant_account
+
+    def parse_passthrough(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        latency_ms: float,
+    ) -> ConnectorResult | None:
+        if method != "POST" or not _PASSTHROUGH_AUTHORIZE.fullmatch(path):
+            return None
+        reply = Reply(status, body, headers, latency_ms)
+        return self._payment_result(reply, capture=False, operation="passthrough")
+
+    def passthrough_error(self, error: PassthroughError) -> tuple[bytes, str]:
+        # Adyen's ServiceError: status, errorCode, message, errorType.
+        kind = "security" if error.status in (401, 403) else "validation"
+        body = {"status": error.status, "errorCode": error.code, "message": error.message,
+                "errorType": kind}  # fmt: skip
+        return orjson.dumps(body), "application/json"
 
     def _auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.config.api_key, "Accept": "application/json"}

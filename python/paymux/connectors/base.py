@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import msgspec
+import orjson
 
 from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
@@ -254,3 +255,73 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def map_error(self, raw_code: str | None) -> tuple[str, DeclineClass]:
         """The normalized code and decline class for one of this PSP's raw codes."""
+
+    # -- the transparent pass-through ---------------------------------------------------------
+
+    #: ``"json"`` or ``"form"``: how this PSP's request bodies are encoded.
+    passthrough_encoding: ClassVar[str] = "json"
+    #: The card fields of this PSP's requests (empty: tokens are never revealed).
+    card_fields: ClassVar[tuple[CardFields, ...]] = ()
+
+    def merchant_credential(self, headers: Mapping[str, str]) -> str | None:
+        """The key the merchant's SDK sent, from where this PSP's SDKs put theirs."""
+        return None
+
+    def passthrough_headers(self) -> dict[str, str]:
+        """The real credentials of this PSP account, injected into every forwarded request."""
+        return {}
+
+    def passthrough_defaults(self, method: str, path: str, body: dict[str, Any]) -> None:
+        """Fill what the PSP account needs from the config into a forwarded JSON or form body
+        (Adyen's merchantAccount, Checkout.com's processing channel)."""
+
+    def parse_passthrough(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        latency_ms: float,
+    ) -> ConnectorResult | None:
+        """A forwarded request's answer read with this connector's own mapper, when it is an
+        authorization (None for any other call: it feeds no health window)."""
+        return None
+
+    def passthrough_error(self, error: PassthroughError) -> tuple[bytes, str]:
+        """``error`` in this PSP's error shape: (body, content type)."""
+        body = {
+            "error": {
+                "type": "invalid_request_error",
+                "code": error.code,
+                "message": error.message,
+                "param": error.param,
+            }
+        }
+        return orjson.dumps(body), "application/json"
+
+
+# -- the transparent pass-through (/proxy/{connector}/...): what each wire format says about it --
+
+
+class CardFields(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one request shape of a PSP carries a card: the pass-through reveals a paymux token
+    sent in ``number`` (and fills the expiry from the token when the request leaves it out).
+
+    Paths are keys into the decoded JSON body (``("paymentMethod", "number")``), or one form
+    field name (``("payment_method_data[card][number]",)``) when the PSP speaks forms."""
+
+    number: tuple[str, ...]
+    exp_month: tuple[str, ...]
+    exp_year: tuple[str, ...]
+    expiry_as_text: bool = False  # Adyen: "03" / "2030"; Stripe, Checkout.com: numbers
+
+
+class PassthroughError(msgspec.Struct, frozen=True, kw_only=True):
+    """An error the pass-through itself answers (unknown token, bad credentials), rendered by
+    the connector in its PSP's own error shape so the merchant's SDK raises what it knows."""
+
+    status: int
+    code: str
+    message: str
+    param: str | None = None

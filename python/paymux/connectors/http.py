@@ -197,6 +197,9 @@ class HttpConnector(Connector):
     def map_error(self, raw_code: str | None) -> tuple[str, DeclineClass]:
         return self.table.decline(raw_code)
 
+    def passthrough_headers(self) -> dict[str, str]:
+        return {k: v for k, v in self._auth_headers().items() if k.lower() != "accept"}
+
     # -- the one place a request goes out --------------------------------------------------------
 
     async def _request(

@@ -16,6 +16,7 @@ object, found by id when known, else in the PaymentIntent's refund list by its m
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -31,6 +32,7 @@ from paymux.connectors.base import (
     AuthorizeRequest,
     Capabilities,
     CaptureRequest,
+    CardFields,
     ConnectorResult,
     OperationSyncRequest,
     RefundRequest,
@@ -53,6 +55,8 @@ from paymux.connectors.http import (
 from paymux.domain.outcomes import AttemptStatus, DeclineClass
 
 REFERENCE_KEY = "paymux_reference"
+# The calls that authorize: creating a PaymentIntent (confirm=true or not) and confirming one.
+_PASSTHROUGH_AUTHORIZE = re.compile(r"/v1/payment_intents(?:/[A-Za-z0-9_]+/confirm)?")
 WEBHOOK_TOLERANCE_S = 300
 
 # PaymentIntent.status -> paymux. requires_payment_method is handled apart (declined or pending).
@@ -149,6 +153,45 @@ class StripeConnector(HttpConnector):
         multiple_refunds=True,
         three_ds=True,
     )
+
+    # -- the transparent pass-through -------------------------------------------------------------
+
+    passthrough_encoding = "form"
+    card_fields = (
+        CardFields(
+            number=("payment_method_data[card][number]",),
+            exp_month=("payment_method_data[card][exp_month]",),
+            exp_year=("payment_method_data[card][exp_year]",),
+        ),
+        CardFields(  # POST /v1/payment_methods, /v1/tokens
+            number=("card[number]",), exp_month=("card[exp_month]",), exp_year=("card[exp_year]",)
+        ),
+    )
+
+    def merchant_credential(self, headers: Mapping[str, str]) -> str | None:
+        scheme, _, value = (header(headers, "Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer":
+            return value.strip() or None
+        if scheme.lower() == "basic":
+            try:
+                return base64.b64decode(value.strip(), validate=True).decode().partition(":")[0]
+            except (ValueError, UnicodeDecodeError):
+                return None
+        return None
+
+    def parse_passthrough(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        latency_ms: float,
+    ) -> ConnectorResult | None:
+        if method != "POST" or not _PASSTHROUGH_AUTHORIZE.fullmatch(path):
+            return None
+        reply = Reply(status, body, headers, latency_ms)
+        return self._payment_intent_result(reply, operation="passthrough")
 
     def _auth_headers(self) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.config.api_key}", "Accept": "application/json"}
