@@ -71,9 +71,10 @@ async def _start(app: web.Application) -> tuple[web.AppRunner, int]:
 
 @contextlib.contextmanager
 def running_gateway(
-    tmp: Path, scenario: dict | None = None, extra_app: web.Application | None = None,
-    **overrides: Any,
+    tmp: Path, scenario: dict | None = None, upstream: web.Application | None = None,
+    upstream_port: int | None = None, **overrides: Any,
 ) -> Iterator[Running]:  # fmt: skip
+    """``upstream``: a merchant backend served on ``upstream_port`` before the gateway starts."""
     loop = asyncio.new_event_loop()
     running = Running(loop)
     ready = threading.Event()
@@ -81,6 +82,11 @@ def running_gateway(
 
     async def start() -> None:
         logs.configure("debug", running.log)
+        if upstream is not None:
+            upstream_runner = web.AppRunner(upstream, access_log=None, handle_signals=False)
+            await upstream_runner.setup()
+            await web.TCPSite(upstream_runner, "127.0.0.1", upstream_port).start()
+            running.runners.append(upstream_runner)
         sandbox_runner, sandbox_port = await _start(
             build_sandbox(scenario_from_dict(scenario) if scenario else None, seed=7)
         )

@@ -175,8 +175,13 @@ FAST_BREAKER = {
 def test_open_breaker_is_a_503_and_nothing_is_retried(gw):
     gw.outage(psp="stripe", error_rate=1.0, kind="error")
     token = vault(gw)
-    data = {"amount": "100", "currency": "eur", "confirm": "true",
-            "payment_method_data[type]": "card", "payment_method_data[card][number]": token}
+    data = {
+        "amount": "100",
+        "currency": "eur",
+        "confirm": "true",
+        "payment_method_data[type]": "card",
+        "payment_method_data[card][number]": token,
+    }
     headers = {"Authorization": f"Bearer {gw.keys['m_alpha:stripe']}"}  # fmt: skip
     statuses = []
     for _ in range(5):
