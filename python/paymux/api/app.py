@@ -11,6 +11,7 @@ from paymux import _core
 from paymux.api.admin_routing import RoutingAdmin, add_routing_admin_routes
 from paymux.api.analytics import add_analytics_routes
 from paymux.api.auth import KEY_PREFIX_LEN, hash_api_key
+from paymux.api.compat_stripe import add_stripe_routes
 from paymux.api.edge import install as install_edge
 from paymux.api.http import (
     HASH_KEY,
@@ -21,6 +22,8 @@ from paymux.api.http import (
     add_routes,
     request_context,
 )
+from paymux.api.passthrough import add_passthrough_routes
+from paymux.api.redact import add_redact_routes
 from paymux.api.views import HttpAnswers
 from paymux.config import GatewayConfig, Secrets
 from paymux.connectors.registry import create_connector
@@ -85,6 +88,7 @@ def build_gateway(
     reconciler = Reconciler(store, connectors, config.reconciler, service.operations, answers)
     service.reconciler = reconciler
     recovery = Recovery(config, store, connectors, answers, service.operations, reconciler)
+    reconciler.orphans = recovery.resolve_stale
     routing_admin = RoutingAdmin(
         router, store, config.admin_api_key, config.routing, config_path, config.reconciler
     )
@@ -97,6 +101,9 @@ def build_gateway(
     app[KEY_CACHE] = {}
     app[IDEMPOTENCY_TTL] = config.payments.idempotency_ttl_s
     add_routes(app)
+    add_stripe_routes(app, answers)  # the drop-in modes (docs/dropin.md)
+    add_passthrough_routes(app, config.proxy)
+    add_redact_routes(app, config.redact_routes)
     add_analytics_routes(app, admin_api_key=config.admin_api_key, store=store, router=router)
     add_dashboard_routes(app)
     add_routing_admin_routes(app, routing_admin)
@@ -110,7 +117,8 @@ def build_gateway(
                 Merchant(id=config.demo.merchant_id, name="Demo merchant", created_at=time.time())
             )
             await register_api_key(store, config.demo.merchant_id, config.demo.api_key)
-        recovered = await recovery.run()
+        # One SQLite node's workers all start together: whatever is in flight is an orphan.
+        recovered = await recovery.run(immediate=isinstance(store, SqliteStore))
         await routing_admin.start()
         reconciler.start()
         log(

@@ -5,8 +5,10 @@ Handlers stay thin: decode the body into a Struct, call the PaymentService, enco
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import hmac
+import json
 import logging
 import math
 import time
@@ -84,9 +86,35 @@ async def decode(request: web.Request, cls: type[Any], allow_empty: bool = False
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
+        if "got `float`" in str(exc):  # `1000.0` is a JSON Schema integer: take it as one
+            integral = _with_integral_floats(body, cls)
+            if integral is not None:
+                return integral
         raise from_validation(exc) from None
     except msgspec.DecodeError:
         raise invalid("invalid_json", "The request body is not valid JSON") from None
+
+
+def _integral(text: str) -> int | float:
+    number = decimal.Decimal(text)
+    if number == number.to_integral_value() and abs(number) < 2**63:
+        return int(number)
+    return float(text)
+
+
+def _with_integral_floats(body: bytes, cls: type[Any]) -> Any:
+    """The body as `cls` with every integral number written with a fraction or an exponent
+    (`1000.0`, `1e3`) read as the integer it is (the request structs have no float fields), or
+    None if it still does not validate for that reason. Only on the error path."""
+    try:
+        value = json.loads(body, parse_float=_integral)
+        return msgspec.convert(value, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        if "got `float`" in str(exc):
+            return None
+        raise from_validation(exc) from None
+    except ValueError:
+        return None
 
 
 # -- middlewares ------------------------------------------------------------------------------
@@ -239,11 +267,21 @@ async def authenticate(request: web.Request) -> str:
     return merchant_id
 
 
-def _request_hash(app: web.Application, request: web.Request, body: bytes) -> str:
-    try:
-        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
-    except orjson.JSONDecodeError:
-        canonical = body
+def _request_hash(
+    app: web.Application,
+    request: web.Request,
+    body: bytes,
+    canonical_body: Callable[[bytes], bytes] | None = None,
+) -> str:
+    if canonical_body is not None:  # a front with another body encoding (Stripe's forms)
+        canonical = canonical_body(body)
+    else:
+        try:
+            canonical = (
+                orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+            )
+        except orjson.JSONDecodeError:
+            canonical = body
     # Keyed: the body may carry a card number, and an unkeyed hash of a PAN can be brute-forced.
     mac = hmac.new(
         app[HASH_KEY],
@@ -254,20 +292,23 @@ def _request_hash(app: web.Application, request: web.Request, body: bytes) -> st
     return mac.hexdigest()
 
 
-async def _keyed(request: web.Request) -> tuple[str, str, str] | None:
+async def _keyed(
+    request: web.Request, canonical_body: Callable[[bytes], bytes] | None = None
+) -> tuple[str, str, str] | None:
     """Authenticate; then the merchant, the request's Idempotency-Key and the request's keyed
     hash, or None when it carries no key."""
     merchant_id = await authenticate(request)
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not key or len(key) > _MAX_IDEMPOTENCY_KEY:
+    if not key or len(key) > _MAX_IDEMPOTENCY_KEY or not (key.isascii() and key.isprintable()):
         raise invalid(
             "idempotency_key_invalid",
-            f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} characters",
+            f"Idempotency-Key must be 1 to {_MAX_IDEMPOTENCY_KEY} printable ASCII characters",
             "Idempotency-Key",
         )
-    return merchant_id, key, _request_hash(request.app, request, await request.read())
+    body = await request.read()
+    return merchant_id, key, _request_hash(request.app, request, body, canonical_body)
 
 
 def _answer_bound_key(state: IdempotencyState, record: IdempotencyRecord) -> web.Response:
@@ -295,7 +336,12 @@ def _answer_bound_key(state: IdempotencyState, record: IdempotencyRecord) -> web
     )
 
 
-def idempotent_in_transaction(handler: Handler) -> Handler:
+def idempotent_in_transaction(
+    handler: Handler,
+    *,
+    answer_bound: Callable[[IdempotencyState, IdempotencyRecord], web.Response] | None = None,
+    canonical_body: Callable[[bytes], bytes] | None = None,
+) -> Handler:
     """Idempotency-Key for a handler whose service claims the key in the transaction that
     creates its object (a new payment) and completes it with its answer in its last one: two
     commits fewer than claiming and completing on their own.
@@ -304,10 +350,14 @@ def idempotent_in_transaction(handler: Handler) -> Handler:
     fails validation claims nothing (as Stripe, which saves no result for a request that did not
     start executing). A concurrent request that claimed the key in between is caught by the
     claim itself, which is atomic with the insert, and answered as a bound key.
+
+    A drop-in front passes its own ``answer_bound`` (its error shapes for a reused or busy key)
+    and ``canonical_body`` (its body encoding, for the request hash); /v1 uses neither.
     """
+    bound = answer_bound or _answer_bound_key
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        keyed = await _keyed(request)
+        keyed = await _keyed(request, canonical_body)
         if keyed is None:
             return await handler(request)
         merchant_id, key, request_hash = keyed
@@ -315,7 +365,7 @@ def idempotent_in_transaction(handler: Handler) -> Handler:
         now = time.time()
         record = await app[STORE].get_idempotent(merchant_id, key, now, app[IDEMPOTENCY_TTL])
         if record is not None:
-            return _answer_bound_key(idempotency_state(record, request_hash), record)
+            return bound(idempotency_state(record, request_hash), record)
         request[IDEMPOTENCY_CLAIM] = IdempotencyClaim(
             merchant_id=merchant_id,
             key=key,
@@ -326,7 +376,7 @@ def idempotent_in_transaction(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except IdempotencyTaken as taken:
-            return _answer_bound_key(taken.state, taken.record)
+            return bound(taken.state, taken.record)
 
     return wrapper
 

@@ -245,9 +245,9 @@ async def _form_body(
 def _observe(
     request: web.Request, connector: Connector, merchant_id: str, out: _Outgoing,
     result: ConnectorResult,
-) -> AttemptRecord:  # fmt: skip
+) -> tuple[AttemptRecord, PaymentRecord]:  # fmt: skip
     """Feed the pass-through's authorization to the health windows and metrics, as /v1 does
-    for an attempt; the records are built for it and not stored (see docs/dropin.md)."""
+    for an attempt, and build the records the service stores for analytics."""
     service = request.app[SERVICE]
     now = time.time()
     token = out.token
@@ -290,7 +290,7 @@ def _observe(
         attempt.decline_class,
         attempt.latency_ms,
     )
-    return attempt
+    return attempt, payment
 
 
 # -- the handler --------------------------------------------------------------------------------
@@ -366,7 +366,11 @@ async def _forward(request: web.Request, connector: Connector) -> web.StreamResp
     result = connector.parse_passthrough(
         request.method, path, status, upstream_headers, answer, latency_ms
     )
-    attempt = _observe(request, connector, merchant_id, out, result) if result else None
+    attempt = None
+    if result is not None:
+        attempt, payment = _observe(request, connector, merchant_id, out, result)
+        # Counted by analytics and `paymux report` like /v1 traffic, marked as pass-through.
+        await request.app[SERVICE].record_passthrough(payment, attempt, result)
     log(
         "passthrough",
         connector=connector.name,

@@ -557,6 +557,12 @@ class OperationFlow:
         return True
 
     def _connector_of(self, payment: PaymentRecord) -> Connector:
+        if payment.front.startswith("proxy:"):
+            raise conflict(
+                "payment_managed_at_psp",
+                "This payment was made through the pass-through: capture, void or refund it "
+                "at its PSP the same way",
+            )
         connector = self.connectors.get(payment.connector or "")
         if connector is None:
             raise Refusal(

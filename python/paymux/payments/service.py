@@ -47,6 +47,7 @@ from paymux.payments import crashpoints
 from paymux.payments.answers import Answer, Answers
 from paymux.payments.effects import (
     apply_authorization,
+    authorization_outcome,
     declined_error,
     event,
     fail_payment,
@@ -309,6 +310,43 @@ class PaymentService:
             ),
         )
         return payment
+
+    async def record_passthrough(
+        self, payment: PaymentRecord, attempt: AttemptRecord, result: ConnectorResult
+    ) -> bool:
+        """Store an authorization the merchant made at its PSP through the pass-through, so that
+        analytics and reports count it like a /v1 attempt (its payment's ``front`` says which
+        pass-through). Only settled answers are kept: paymux never acts on such a payment (no
+        capture, void, refund or sync: the merchant drives its PSP), so one whose outcome is
+        unknown would have nobody to settle it. Returns whether it was stored."""
+        outcome = authorization_outcome(result)
+        if (
+            payment.amount <= 0
+            or len(payment.currency) != 3
+            or outcome
+            not in (
+                Outcome.AUTHORIZED,
+                Outcome.CAPTURED,
+                Outcome.DECLINED,
+            )
+        ):
+            return False
+        attempt.reference = attempt.id
+        attempt.next_action = "passthrough"
+        if outcome is Outcome.DECLINED:
+            change = fail_payment(
+                payment, outcome, declined_error(result), connector=attempt.connector
+            )
+        else:
+            change = apply_authorization(payment, attempt, result)
+        started = event(payment, "attempt.started", payment.created_at, attempt_id=attempt.id)
+        await self.store.create_payment(
+            payment,
+            None,
+            [event(payment, "payment.passthrough", change=change, attempt_id=attempt.id)],
+            first_attempt=(attempt, started),
+        )
+        return True
 
     async def _card_of(
         self, merchant_id: str, method: commands.PaymentMethodInput, now: float
