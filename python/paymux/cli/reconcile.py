@@ -157,8 +157,11 @@ class Ledger:
 
     def first_seen(self, p: dict[str, Any]) -> float | None:
         """Wall-clock time of the PSP payment's first event."""
-        times = [e.get("at_s") for e in p.get("events") or [] if isinstance(e, dict)]
-        times = [t for t in times if isinstance(t, int | float)]
+        times: list[float] = [
+            e["at_s"]
+            for e in p.get("events") or []
+            if isinstance(e, dict) and isinstance(e.get("at_s"), int | float)
+        ]
         return self.read_at - (self.clock_s - min(times)) if times else None
 
 
@@ -495,14 +498,15 @@ class Checker:
         status = payment.status
         if status == PaymentStatus.FAILED:
             return []
-        expected = {
+        expected_by_status: dict[str, set[AttemptStatus]] = {
             PaymentStatus.REQUIRES_CAPTURE: {AttemptStatus.AUTHORIZED},
             PaymentStatus.CAPTURING: {AttemptStatus.AUTHORIZED, AttemptStatus.CAPTURED},
             PaymentStatus.CANCELING: {AttemptStatus.AUTHORIZED, AttemptStatus.VOIDED},
             PaymentStatus.SUCCEEDED: {AttemptStatus.CAPTURED}
             | ({AttemptStatus.REFUNDED} if payment.amount_refunded else set()),
             PaymentStatus.CANCELED: {AttemptStatus.VOIDED},
-        }.get(status, set())
+        }
+        expected = expected_by_status.get(status, set())
         ours = _paymux_says(payment)
         conn = holder.connector
         if result.status is AttemptStatus.NOT_FOUND:
@@ -604,11 +608,12 @@ class Checker:
         ):
             return out  # in flight: the PSP checks above say what is unresolved
         lstatus = str(own.get("status"))
-        expected = {
+        ledger_by_status: dict[str, tuple[str, ...]] = {
             PaymentStatus.REQUIRES_CAPTURE: ("authorized",),
             PaymentStatus.SUCCEEDED: ("captured", "refunded"),
             PaymentStatus.CANCELED: ("voided", "canceled"),
-        }.get(status, ())
+        }
+        expected = ledger_by_status.get(status, ())
         if status == PaymentStatus.CANCELED and own.get("voided"):
             lstatus = "voided"
         if expected and lstatus not in expected:
