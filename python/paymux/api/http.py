@@ -48,9 +48,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SERVICE: web.AppKey[PaymentService] = web.AppKey("service", PaymentService)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 HASH_KEY: web.AppKey[bytes] = web.AppKey("hash_key", bytes)
-KEY_CACHE: web.AppKey[dict[str, tuple[str, float]]] = web.AppKey("key_cache", dict)
+KEY_CACHE: web.AppKey[dict[str, tuple[str, float, str]]] = web.AppKey("key_cache", dict)
 IDEMPOTENCY_TTL: web.AppKey[float] = web.AppKey("idempotency_ttl", float)
 MERCHANT_ID: web.RequestKey[str] = web.RequestKey("merchant_id", str)
+#: The authenticated key's mode ("test" or "live"), set with MERCHANT_ID (for livemode).
+KEY_MODE: web.RequestKey[str] = web.RequestKey("key_mode", str)
 IDEMPOTENCY_CLAIM: web.RequestKey[IdempotencyClaim] = web.RequestKey(
     "idempotency_claim", IdempotencyClaim
 )
@@ -247,7 +249,7 @@ async def authenticate(request: web.Request) -> str:
     hit = cache.get(key_hash)
     now = time.monotonic()
     if hit is not None and hit[1] > now:
-        merchant_id = hit[0]
+        merchant_id, mode = hit[0], hit[2]
     else:
         prefix = secret[:KEY_PREFIX_LEN]
         if edge is not None:
@@ -257,11 +259,12 @@ async def authenticate(request: web.Request) -> str:
             if edge is not None:
                 edge.auth_failed(request.remote, prefix)
             raise ApiError(401, "authentication_error", "api_key_invalid", "Invalid API key")
-        merchant_id = key.merchant_id
+        merchant_id, mode = key.merchant_id, key.mode
         if len(cache) > 10_000:
             cache.clear()
-        cache[key_hash] = (merchant_id, now + _KEY_CACHE_TTL_S)
+        cache[key_hash] = (merchant_id, now + _KEY_CACHE_TTL_S, mode)
     request[MERCHANT_ID] = merchant_id
+    request[KEY_MODE] = mode
     if edge is not None:
         edge.admit_merchant(merchant_id)
     return merchant_id
