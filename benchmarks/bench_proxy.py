@@ -1,7 +1,11 @@
 """Proxy overhead on loopback, all in one run against the same sandbox PSP: (1) direct to the
 sandbox, (2) through nginx, (3) through a bare aiohttp + uvloop pass-through proxy, (4) through
-paymux's full `POST /v1/payments` path. Prints figures and ratios; writes benchmarks/results/
-proxy.md and proxy.json. Nothing here asserts a time.
+paymux's full `POST /v1/payments` path, and the drop-in modes (issue 14): (5) paymux's transparent
+pass-through, `POST /proxy/stripe/v1/payment_intents` with a paymux token in the card-number field
+(revealed from the vault on the way out, PANs masked on the way back, the answer parsed into the
+health windows and stored), and (6) the Stripe-compatible front, `POST /compat/stripe/v1/
+payment_intents` with `confirm=true`, form-encoded, a raw card (the same payment as (4)). Prints
+figures and ratios; writes benchmarks/results/proxy.md and proxy.json. Nothing here asserts a time.
 
     .venv/bin/python benchmarks/bench_proxy.py [--duration 10] [--connections 32,64] [--no-pin]
 
@@ -35,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,8 @@ sys.path.insert(0, str(HERE))
 
 from proxy.loadgen import (
     CARD,
+    front_form,
+    front_request,
     new_run_id,
     open_loop,
     payment_request,
@@ -72,7 +79,13 @@ LUA = HERE / "proxy" / "unique_post.lua"
 NGINX_TEMPLATE = HERE / "proxy" / "nginx.conf.template"
 BARE_PROXY = HERE / "proxy" / "bare_proxy.py"
 RESULTS = HERE / "results"
-TARGETS = ("direct", "nginx", "bare_aiohttp", "paymux")
+TARGETS = ("direct", "nginx", "bare_aiohttp", "paymux", "passthrough", "stripe_front")
+#: The targets served by a paymux gateway, and the path each posts to.
+GATEWAY_PATHS = {
+    "paymux": "/v1/payments",
+    "passthrough": "/proxy/stripe/v1/payment_intents",
+    "stripe_front": "/compat/stripe/v1/payment_intents",
+}
 PINNING = "proxy under test on CPU 0, sandbox + load generators on CPU 1"
 
 
@@ -178,39 +191,48 @@ class Target:
                 )
                 self.stack.gateway, self.stack.gateway_port = gateway, port
                 self.procs["paymux"] = gateway
-                self.url = f"http://127.0.0.1:{port}/v1/payments"
+                self.gateway_url = f"http://127.0.0.1:{port}"
+                self.url = self.gateway_url + GATEWAY_PATHS[name]
+                if name == "passthrough":
+                    self.token = vault_token(self.gateway_url)
         except BaseException:
             self.stack.stop()
             raise
 
     @property
     def is_paymux(self) -> bool:
-        return self.name.startswith("paymux")
+        return self.name in GATEWAY_PATHS
 
     def wrk_args(self, run: str) -> list[str]:
         template = self.workdir / "body.tmpl"
-        if self.is_paymux:
+        form_headers = ["Accept: application/json",
+                        "Content-Type: application/x-www-form-urlencoded"]  # fmt: skip
+        if self.name == "paymux":
             template.write_text(
                 '{"amount": {amount}, "currency": "EUR", "reference": "{key}", '
                 f'"payment_method": {{"card": {{"number": "{CARD}", "exp_month": 12, '
                 '"exp_year": 2034, "cvc": "123"}}}'
             )
             headers = [f"Authorization: Bearer {demo_key()}", "Content-Type: application/json"]
+        elif self.name == "stripe_front":
+            template.write_text(_templated(front_form(0, "KEYTOKEN")))
+            headers = [f"Authorization: Bearer {demo_key()}", *form_headers]
+        elif self.name == "passthrough":
+            template.write_text(_templated(stripe_form(0, "KEYTOKEN", number=self.token)))
+            headers = [f"Authorization: Bearer {demo_key()}", *form_headers]
         else:
-            form = stripe_form(0, "KEYTOKEN").decode()
-            form = form.replace("KEYTOKEN", "{key}")
-            form = re.sub(r"(^|&)amount=\d+", r"\1amount={amount}", form)
-            template.write_text(form)
-            headers = [
-                f"Authorization: Bearer {SANDBOX_STRIPE_KEY}",
-                "Accept: application/json",
-                "Content-Type: application/x-www-form-urlencoded",
-            ]
+            template.write_text(_templated(stripe_form(0, "KEYTOKEN")))
+            headers = [f"Authorization: Bearer {SANDBOX_STRIPE_KEY}", *form_headers]
         return ["--", run, str(template), *headers]
 
     def make_request(self):
-        if self.is_paymux:
-            return payment_request(self.url.removesuffix("/v1/payments"), demo_key(), new_run_id())
+        if self.name == "paymux":
+            return payment_request(self.gateway_url, demo_key(), new_run_id())
+        if self.name == "stripe_front":
+            return front_request(self.gateway_url, demo_key(), new_run_id())
+        if self.name == "passthrough":
+            return stripe_request(self.gateway_url + "/proxy", demo_key(), new_run_id(),
+                                  number=self.token)  # fmt: skip
         base = self.url.removesuffix("/stripe/v1/payment_intents")
         return stripe_request(base, SANDBOX_STRIPE_KEY, new_run_id())
 
@@ -219,6 +241,25 @@ class Target:
 
     def stop(self) -> None:
         self.stack.stop()
+
+
+def _templated(form: bytes) -> str:
+    """A form body as a wrk template: {key} for the per-request key, {amount} for the amount."""
+    text = form.decode().replace("KEYTOKEN", "{key}")
+    return re.sub(r"(^|&)amount=\d+", r"\1amount={amount}", text)
+
+
+def vault_token(gateway_url: str) -> str:
+    """A paymux token of the benchmark card (the demo merchant's), for the pass-through."""
+    body = json.dumps({"card": {"number": CARD, "exp_month": 12, "exp_year": 2034}}).encode()
+    req = urllib.request.Request(
+        gateway_url + "/v1/tokens",
+        data=body,
+        headers={"Authorization": f"Bearer {demo_key()}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())["id"]
 
 
 # -- the measurements ---------------------------------------------------------------------------
@@ -388,10 +429,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             light["paymux"]["p99_ms"] - light["direct"]["p99_ms"], 3
         )
     cpu = {name: rows[-1]["cpu_us_per_request"] for name, rows in sat.items()}
-    front = {"nginx": "nginx", "bare_aiohttp": "bare_aiohttp", "paymux": "paymux"}
+    front = {"nginx": "nginx", "bare_aiohttp": "bare_aiohttp", "paymux": "paymux",
+             "passthrough": "paymux", "stripe_front": "paymux"}  # fmt: skip
     ratios["paymux_vs_bare_aiohttp_cpu_per_request"] = round(
         cpu["paymux"]["paymux"] / max(cpu["bare_aiohttp"]["bare_aiohttp"], 1), 2
     )
+    # The drop-in modes (issue 14), against baselines of this same run.
+    ratios["passthrough_vs_bare_aiohttp_cpu_per_request"] = round(
+        cpu["passthrough"]["paymux"] / max(cpu["bare_aiohttp"]["bare_aiohttp"], 1), 3
+    )
+    ratios["stripe_front_vs_v1_cpu_per_payment"] = round(
+        cpu["stripe_front"]["paymux"] / max(cpu["paymux"]["paymux"], 1), 3
+    )
+    ratios["passthrough_vs_bare_aiohttp_throughput"] = round(
+        best["passthrough"] / best["bare_aiohttp"], 3
+    )
+    ratios["stripe_front_vs_v1_throughput"] = round(best["stripe_front"] / best["paymux"], 3)
     report["best_rps"] = best
     report["front_cpu_us_per_request"] = {n: cpu[n][p] for n, p in front.items()}
     report["ratios"] = ratios
@@ -406,13 +459,19 @@ def targets_met(r: dict[str, Any]) -> dict[str, bool]:
         "added p50 <= 1 ms at half saturation": ratios["added_p50_ms_at_half_saturation"] <= 1.0,
         "added p99 <= 3 ms at half saturation": ratios["added_p99_ms_at_half_saturation"] <= 3.0,
         "2 workers > 1 worker": ratios["workers_2_vs_1_throughput"] > 1.0,
+        "pass-through CPU/request <= 1.5x bare aiohttp's": ratios[
+            "passthrough_vs_bare_aiohttp_cpu_per_request"
+        ]
+        <= 1.5,
+        "Stripe front CPU/payment within 15% of /v1's": ratios["stripe_front_vs_v1_cpu_per_payment"]
+        <= 1.15,
     }
 
 
 def write_markdown(r: dict[str, Any], path: Path) -> None:
     m = r["machine"]
     lines = [
-        "# Proxy benchmark: direct vs nginx vs bare aiohttp vs paymux",
+        "# Proxy benchmark: direct vs nginx vs bare aiohttp vs paymux (/v1, pass-through, Stripe front)",
         "",
         f"- date: {r['date']}; source: {r.get('source', '?')}",
         (
@@ -478,6 +537,15 @@ def write_markdown(r: dict[str, Any], path: Path) -> None:
     ]
     for n, row in r["workers"].items():
         lines.append(f"| {n} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |")
+    lines += [
+        "",
+        "## Front process CPU per request (us, highest connection count)",
+        "",
+        "| target | CPU us/request |",
+        "|---|---|",
+    ]
+    for name, us in r["front_cpu_us_per_request"].items():
+        lines.append(f"| {name} | {us} |")
     lines += ["", "## Ratios and targets", "", "| figure | value |", "|---|---|"]
     for k, v in r["ratios"].items():
         lines.append(f"| {k} | {v} |")
@@ -519,6 +587,10 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     write_markdown(report, out.with_suffix(".md"))
+    fronts = report["front_cpu_us_per_request"]
+    print("\nfront process CPU per request (us, at the highest connection count):")
+    for name, us in fronts.items():
+        print(f"  {name}: {us}")
     print("\nratios:")
     for k, v in report["ratios"].items():
         print(f"  {k}: {v}")

@@ -52,8 +52,9 @@ def payment_request(gateway_url: str, api_key: str, run: str) -> MakeRequest:
     return make
 
 
-def stripe_form(i: int, key: str) -> bytes:
-    """The form body paymux's Stripe connector sends for an automatic-capture authorization."""
+def stripe_form(i: int, key: str, number: str = CARD) -> bytes:
+    """The form body paymux's Stripe connector sends for an automatic-capture authorization
+    (``number``: a paymux token instead of the card, for the pass-through)."""
     params = {
         "amount": 1000 + i % 5000,
         "currency": "eur",
@@ -62,7 +63,7 @@ def stripe_form(i: int, key: str) -> bytes:
         "payment_method_types": ["card"],
         "payment_method_data": {
             "type": "card",
-            "card": {"number": CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
         },
         "metadata": {
             "paymux_reference": key,
@@ -73,8 +74,9 @@ def stripe_form(i: int, key: str) -> bytes:
     return urlencode(encode_form(params)).encode()
 
 
-def stripe_request(base_url: str, secret_key: str, run: str) -> MakeRequest:
-    """`POST {base}/stripe/v1/payment_intents` as the connector sends it, straight at the PSP."""
+def stripe_request(base_url: str, secret_key: str, run: str, number: str = CARD) -> MakeRequest:
+    """`POST {base}/stripe/v1/payment_intents` as the connector sends it, straight at the PSP
+    (or through paymux's pass-through, base ``<gateway>/proxy``, with a token as ``number``)."""
     url = base_url + "/stripe/v1/payment_intents"
 
     def make(i: int) -> Request:
@@ -85,7 +87,39 @@ def stripe_request(base_url: str, secret_key: str, run: str) -> MakeRequest:
             "Content-Type": "application/x-www-form-urlencoded",
             "Idempotency-Key": key,
         }
-        return "POST", url, headers, stripe_form(i, key)
+        return "POST", url, headers, stripe_form(i, key, number)
+
+    return make
+
+
+def front_form(i: int, key: str) -> bytes:
+    """What a merchant's Stripe SDK sends paymux's Stripe-compatible front for the payment of
+    `payment_request`: confirm=true, a raw card, the reference in metadata."""
+    params = {
+        "amount": 1000 + i % 5000,
+        "currency": "eur",
+        "confirm": True,
+        "payment_method_data": {
+            "type": "card",
+            "card": {"number": CARD, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        },
+        "metadata": {"order": key},
+    }
+    return urlencode(encode_form(params)).encode()
+
+
+def front_request(gateway_url: str, api_key: str, run: str) -> MakeRequest:
+    """`POST /compat/stripe/v1/payment_intents` with a unique Idempotency-Key per request."""
+    url = gateway_url + "/compat/stripe/v1/payment_intents"
+
+    def make(i: int) -> Request:
+        key = f"{run}-{i}"
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Idempotency-Key": key,
+        }
+        return "POST", url, headers, front_form(i, key)
 
     return make
 

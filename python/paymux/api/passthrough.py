@@ -27,15 +27,14 @@ import logging
 import re
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, unquote_to_bytes
 
 import aiohttp
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from paymux.api.compat_stripe.errors import StripeError
-from paymux.api.compat_stripe.form import parse_pairs
+from paymux.api.auth import bearer_secret
 from paymux.api.edge import RateLimited
 from paymux.api.errors import ApiError
 from paymux.api.http import SERVICE, STORE, authenticate
@@ -114,12 +113,18 @@ def _psp_error(connector: Connector, error: PassthroughError) -> web.Response:
 
 async def _merchant(request: web.Request, connector: Connector) -> str:
     secret = connector.merchant_credential(request.headers)
+    if secret is not None and secret == bearer_secret(request):
+        return await _authenticated(request)  # already where authenticate reads it: no clone
     headers = CIMultiDict(request.headers)
     headers.pop("Authorization", None)
     if secret:
         headers["Authorization"] = f"Bearer {secret}"
+    return await _authenticated(request.clone(headers=headers))
+
+
+async def _authenticated(request: web.Request) -> str:
     try:
-        return await authenticate(request.clone(headers=headers))
+        return await authenticate(request)
     except RateLimited:
         raise
     except ApiError as exc:
@@ -197,16 +202,32 @@ def _fill_expiry(doc: Any, fields: CardFields, card: Any, get: Any, put: Any) ->
             else card.exp_year)  # fmt: skip
 
 
+def _unform(raw: bytes) -> str:
+    """One name or value of a form body, decoded (most need no unquoting)."""
+    if b"%" in raw or b"+" in raw:
+        return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    return raw.decode("utf-8")
+
+
 async def _form_body(
     request: web.Request, merchant_id: str, connector: Connector, path: str, body: bytes,
     out: _Outgoing,
 ) -> bytes:  # fmt: skip
+    """The form with its card tokens revealed and the connector's defaults filled in. Only the
+    pairs that changed are re-encoded; the others go out byte for byte as the merchant sent them
+    (the PSP reads its own malformed encodings: an undecodable body is forwarded as is)."""
+    chunks: list[tuple[str, bytes]] = []
+    form: dict[str, str] = {}
     try:
-        pairs = parse_pairs(body)
-    except StripeError:
+        for chunk in body.split(b"&"):
+            if chunk:
+                raw_name, _, raw_value = chunk.partition(b"=")
+                name = _unform(raw_name)
+                chunks.append((name, chunk))
+                form[name] = _unform(raw_value)
+    except UnicodeDecodeError:
         return body
-    form = dict(pairs)
-    changed = False
+    sent = dict(form)
     for fields in connector.card_fields:
         name = fields.number[0]
         value = form.get(name)
@@ -222,21 +243,27 @@ async def _form_body(
                 lambda d, p, v: d.__setitem__(p[0], str(v)),
             )
             del card
-            changed = True
-    before = dict(form)
     connector.passthrough_defaults(request.method, path, form)
-    changed = changed or form != before
     amount = form.get("amount")
     out.amount = int(amount) if amount and amount.isdigit() else None
     out.currency = form.get("currency")
-    if not changed:
+    if form == sent:
         return body
-    # Pairs keep their order; the revealed and filled values replace or follow them.
-    names = [n for n, _ in pairs]
-    rebuilt = [(n, form[n]) for n in dict.fromkeys(names)] + [
-        (n, v) for n, v in form.items() if n not in set(names)
-    ]
-    return urlencode(rebuilt).encode()
+    # Pairs keep their order; a changed one is re-encoded once, new ones follow.
+    parts: list[bytes] = []
+    done: set[str] = set()
+    for name, chunk in chunks:
+        if name not in form:
+            continue
+        if form[name] == sent[name]:
+            parts.append(chunk)
+        elif name not in done:
+            parts.append(f"{quote_plus(name)}={quote_plus(form[name])}".encode())
+            done.add(name)
+    parts.extend(
+        f"{quote_plus(n)}={quote_plus(v)}".encode() for n, v in form.items() if n not in sent
+    )
+    return b"&".join(parts)
 
 
 # -- health -------------------------------------------------------------------------------------

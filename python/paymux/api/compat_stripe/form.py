@@ -19,10 +19,18 @@ MAX_DEPTH = 5
 MAX_PAIRS = 1000
 _INDEX = re.compile(r"[0-9]{1,3}")
 _NAME = re.compile(r"[A-Za-z0-9_\-]*")
+_BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def _decode(raw: bytes, what: str) -> str:
-    if b"%" in raw and re.search(rb"%(?![0-9A-Fa-f]{2})", raw):
+    if b"%" not in raw and b"+" not in raw:  # most values: nothing to unquote
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise StripeError.invalid(
+                "parameter_invalid", "The request body is not valid UTF-8", None
+            ) from None
+    if b"%" in raw and _BAD_PERCENT.search(raw):
         raise StripeError.invalid("parameter_invalid", f"Invalid percent-encoding in {what}", None)
     try:
         return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")

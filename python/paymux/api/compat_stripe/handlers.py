@@ -27,12 +27,14 @@ from paymux.api.edge import RateLimited
 from paymux.api.errors import ApiError, from_validation
 from paymux.api.http import (
     IDEMPOTENCY_CLAIM,
+    KEY_MODE,
     MERCHANT_ID,
     SERVICE,
     STORE,
     authenticate,
     idempotent_in_transaction,
 )
+from paymux.api.http import idempotent as idempotent_by_claim
 from paymux.api.views import HttpAnswers
 from paymux.domain import commands
 from paymux.domain.errors import Refusal, RefusalKind
@@ -41,6 +43,8 @@ from paymux.domain.records import (
     IdempotencyRecord,
     IdempotencyState,
     PaymentFilter,
+    PaymentRecord,
+    PaymentStatus,
 )
 from paymux.payments.service import PaymentService
 
@@ -114,6 +118,14 @@ def stripe_error_of(exc: Exception) -> StripeError:
         param = body.param
         if param == "Idempotency-Key":
             param = None
+        if body.code == "idempotency_key_reused":  # the generic wrapper's 422: Stripe's 400
+            return StripeError(
+                400,
+                "idempotency_error",
+                "Keys for idempotent requests can only be used with the same parameters they "
+                "were first used with.",
+                body.code,
+            )
         return StripeError(exc.status, body.type, body.message, body.code, param)
     if isinstance(exc, IllegalTransition):
         return StripeError.invalid("payment_intent_unexpected_state", exc.message, None)
@@ -175,10 +187,131 @@ def _answer_bound(state: IdempotencyState, record: IdempotencyRecord) -> web.Res
 
 
 def idempotent(handler: Handler) -> Handler:
-    """Stripe's Idempotency-Key semantics over the flow's in-transaction claims."""
+    """Stripe's Idempotency-Key semantics over the flow's in-transaction claims; ``expand[]``
+    applied to the answer, the first one and replays alike (the stored answer is unexpanded)."""
     return endpoint(
-        idempotent_in_transaction(handler, answer_bound=_answer_bound, canonical_body=canonical)
+        _expanding(
+            idempotent_in_transaction(handler, answer_bound=_answer_bound, canonical_body=canonical)
+        )
     )
+
+
+def _refunding(handler: Handler) -> Handler:
+    """A refund's answer with its metadata and livemode, kept in its payment's metadata (the
+    stored answer has neither): the first answer and replays alike."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        response = await handler(request)
+        if response.status != 200 or not isinstance(response, web.Response):
+            return response
+        assert isinstance(response.body, bytes)
+        doc = orjson.loads(response.body)
+        if doc.get("object") != "refund":
+            return response
+        merchant_id = await _merchant(request)
+        payment_id = ids.payment_id(doc["payment_intent"]) or ""
+        payment = await request.app[STORE].get_payment(merchant_id, payment_id)
+        refund_id = doc["id"]
+        found = await _body_params(request)
+        given = found.get("metadata")
+        if (
+            isinstance(given, dict)
+            and given
+            and payment is not None
+            and response.headers.get("Idempotent-Replayed") != "true"
+            and render.REFUND_METADATA + refund_id not in payment.metadata
+        ):
+            kept = {**payment.metadata, render.REFUND_METADATA + refund_id: orjson.dumps(
+                given).decode()}  # fmt: skip
+            await _service(request).update_payment(merchant_id, payment_id, kept)
+            payment.metadata = kept
+        doc["metadata"] = render.refund_metadata(payment, refund_id)
+        doc["livemode"] = render.is_live(payment)
+        return _with_body(response, doc)
+
+    return wrapper
+
+
+def _with_body(response: web.Response, doc: dict[str, Any]) -> web.Response:
+    out = _json(doc, response.status)
+    for name in ("Idempotent-Replayed",):
+        if name in response.headers:
+            out.headers[name] = response.headers[name]
+    return out
+
+
+async def _body_params(request: web.Request) -> dict[str, Any]:
+    """The request's parameters (body and query; the body is read once and cached by aiohttp);
+    {} when unreadable (the handler answers that error)."""
+    body = await request.read()
+    try:
+        found = parse_form(body) if body else {}
+        found.update(_query(request))
+    except StripeError:
+        return {}
+    return found
+
+
+#: ``expand[]`` paths a PaymentIntent answers: inlined objects, or fields paymux always has null
+#: (Stripe expands a null field to null).
+_EXPANDABLE = frozenset({"latest_charge", "payment_method"})
+_NULL_EXPANDABLE = frozenset(
+    {"customer", "invoice", "review", "on_behalf_of", "application", "source"}
+)
+
+
+def _expand_paths(found: dict[str, Any], prefix: str = "") -> list[str]:
+    wanted = found.get("expand") or []
+    if not isinstance(wanted, list):
+        return []
+    paths = []
+    for path in wanted:
+        field = path.removeprefix(prefix) if prefix else path
+        if prefix and not path.startswith(prefix):
+            field = ""
+        if field in _EXPANDABLE:
+            paths.append(field)
+        elif field not in _NULL_EXPANDABLE:
+            raise StripeError.invalid(
+                "parameter_invalid", f"This property cannot be expanded ({path}).", "expand"
+            )
+    return paths
+
+
+async def _expand_intent(
+    request: web.Request, merchant_id: str, intent: dict[str, Any], paths: list[str]
+) -> dict[str, Any]:
+    if "latest_charge" in paths and intent.get("latest_charge"):
+        intent["latest_charge"] = render.charge_object(intent)
+    method = intent.get("payment_method")
+    if "payment_method" in paths and isinstance(method, str):
+        token_id = ids.token_id(method)
+        token = await request.app[STORE].get_token(merchant_id, token_id) if token_id else None
+        if token is not None:
+            intent["payment_method"] = render.payment_method(token, intent["livemode"])
+    return intent
+
+
+def _expanding(handler: Handler) -> Handler:
+    """``expand[]`` for an idempotent PaymentIntent endpoint (checked before the handler runs,
+    so an unknown path is a 400 that claims nothing)."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        paths: list[str] = []
+        if b"expand" in await request.read() or "expand" in request.query_string:
+            await authenticate(request)  # a bad key is a 401 before a bad parameter's 400
+            paths = _expand_paths(await _body_params(request))
+        response = await handler(request)
+        if not paths or response.status != 200 or not isinstance(response, web.Response):
+            return response
+        assert isinstance(response.body, bytes)
+        doc = orjson.loads(response.body)
+        if doc.get("object") != "payment_intent":
+            return response
+        merchant_id = await _merchant(request)
+        return _with_body(response, await _expand_intent(request, merchant_id, doc, paths))
+
+    return wrapper
 
 
 def _service(request: web.Request) -> PaymentService:
@@ -221,6 +354,33 @@ def _payment_id(intent: str, param: str = "intent") -> str:
 
 async def _merchant(request: web.Request) -> str:
     return request.get(MERCHANT_ID) or await authenticate(request)
+
+
+def _live(request: web.Request) -> bool:
+    """The authenticated key is a live one (``authenticate`` set its mode): ``livemode``."""
+    return request.get(KEY_MODE) == "live"
+
+
+def _no_reserved(metadata: Any, name: str = "metadata") -> None:
+    if isinstance(metadata, dict):
+        for key in metadata:
+            if key.startswith(render.RESERVED):
+                raise StripeError.invalid(
+                    "parameter_invalid",
+                    f"Metadata keys starting with {render.RESERVED!r} are reserved by paymux",
+                    f"{name}[{key}]",
+                )
+
+
+async def _keep(
+    request: web.Request, merchant_id: str, payment_id: str, values: dict[str, str]
+) -> None:
+    """Reserved values written into a payment's metadata (a field PaymentRecord lacks)."""
+    service = _service(request)
+    payment, _ = await service.get_payment(merchant_id, payment_id)
+    if all(payment.metadata.get(k) == v for k, v in values.items()):
+        return
+    await service.update_payment(merchant_id, payment_id, {**payment.metadata, **values})
 
 
 def _refusal_in(
@@ -342,8 +502,7 @@ def _billing(found: dict[str, Any]) -> commands.BillingInput | None:
     return commands.BillingInput(country=country.upper(), postal_code=address.get("postal_code"))
 
 
-@endpoint
-async def create_payment_method(request: web.Request) -> web.StreamResponse:
+async def _create_payment_method(request: web.Request) -> web.StreamResponse:
     merchant_id = await _merchant(request)
     found = await _form(request, params.CREATE_METHOD)
     if found.get("type") != "card":
@@ -358,7 +517,12 @@ async def create_payment_method(request: web.Request) -> web.StreamResponse:
     card_input = _card(card, billing.get("name") if isinstance(billing, dict) else None, "card")
     # The CVC is not kept: it is only ever sent with a payment (payment_method_data).
     token = await _service(request).create_token(merchant_id, commands.CreateToken(card=card_input))
-    return _json(render.payment_method(token))
+    return _json(render.payment_method(token, _live(request)))
+
+
+#: Idempotency-Key as Stripe: the same key and parameters replay the same pm_ (the generic
+#: claim-then-complete wrapper of /v1's tokens, its errors in Stripe's shape).
+create_payment_method = endpoint(idempotent_by_claim(_create_payment_method))
 
 
 @endpoint
@@ -370,14 +534,38 @@ async def retrieve_payment_method(request: web.Request) -> web.StreamResponse:
     token = await request.app[STORE].get_token(merchant_id, token_id) if token_id else None
     if token is None or token.deleted_at is not None:
         raise StripeError.missing("PaymentMethod", method, "payment_method")
-    return _json(render.payment_method(token))
+    return _json(render.payment_method(token, _live(request)))
 
 
 # -- payment intents --------------------------------------------------------------------------
 
 
+_MAX_DESCRIPTOR = 22
+
+
+def _descriptor(found: dict[str, Any]) -> str | None:
+    value = found.get("statement_descriptor")
+    if value is None or value == "":
+        return None
+    if len(value) > _MAX_DESCRIPTOR or any(c in value for c in "<>\\'\"*"):
+        raise StripeError.invalid(
+            "parameter_invalid",
+            "The statement descriptor must be at most 22 characters and may not contain "
+            "<, >, \\, ', \" or *",
+            "statement_descriptor",
+        )
+    return value
+
+
+def _return_url(found: dict[str, Any]) -> str | None:
+    value = found.get("return_url") or None
+    if value is not None and (len(value) > 2000 or not value.startswith(("http://", "https://"))):
+        raise StripeError.invalid("url_invalid", "Not a valid URL", "return_url")
+    return value
+
+
 def _create_command(
-    found: dict[str, Any], method: commands.PaymentMethodInput | None
+    found: dict[str, Any], method: commands.PaymentMethodInput | None, live: bool = False
 ) -> commands.CreatePayment:
     for field in ("amount", "currency"):
         if field not in found:
@@ -422,6 +610,15 @@ def _create_command(
     if method is not None:
         # The card (and its CVC) travel as given: msgspec.convert rebuilt them from builtins.
         command.payment_method = method
+    # What PaymentRecord has no field for, under reserved keys (not counted in the 50).
+    kept = {
+        render.LIVEMODE: "true" if live else None,
+        render.STATEMENT_DESCRIPTOR: _descriptor(found),
+        render.RETURN_URL: _return_url(found),
+    }
+    kept = {k: v for k, v in kept.items() if v is not None}
+    if kept:
+        command.metadata = {**command.metadata, **kept}
     return command
 
 
@@ -429,6 +626,7 @@ def _create_command(
 async def create_payment_intent(request: web.Request) -> web.StreamResponse:
     merchant_id = await _merchant(request)
     found = await _form(request, params.CREATE_INTENT)
+    _no_reserved(found.get("metadata"))
     confirm = params.boolean(found["confirm"], "confirm") if "confirm" in found else False
     method = await _method_input(request, merchant_id, found)
     if confirm and method is None:
@@ -438,7 +636,7 @@ async def create_payment_intent(request: web.Request) -> web.StreamResponse:
             "Provide payment_method or payment_method_data.",
             "payment_method",
         )
-    command = _create_command(found, method)
+    command = _create_command(found, method, _live(request))
     try:
         answer = await _service(request).create_payment(
             merchant_id, command, request.get(IDEMPOTENCY_CLAIM), front=FRONT, confirm=confirm
@@ -455,7 +653,10 @@ async def confirm_payment_intent(request: web.Request) -> web.StreamResponse:
     payment_id = _payment_id(intent)
     found = await _form(request, params.CONFIRM_INTENT)
     method = await _method_input(request, merchant_id, found)
+    return_url = _return_url(found)
     try:
+        if return_url is not None:
+            await _keep(request, merchant_id, payment_id, {render.RETURN_URL: return_url})
         answer = await _service(request).confirm_payment(
             merchant_id, payment_id, method, request.get(IDEMPOTENCY_CLAIM), front=FRONT
         )
@@ -505,6 +706,12 @@ async def cancel_payment_intent(request: web.Request) -> web.StreamResponse:
             "cancellation_reason",
         )
     try:
+        if reason is not None:
+            # Kept before the void, so its answer (stored for the key) carries it; rendered only
+            # once the intent is canceled.
+            current, _ = await _service(request).get_payment(merchant_id, payment_id)
+            if current.status != PaymentStatus.CANCELED:
+                await _keep(request, merchant_id, payment_id, {render.CANCELLATION_REASON: reason})
         answer = await _service(request).cancel(
             merchant_id, payment_id, request.get(IDEMPOTENCY_CLAIM), front=FRONT
         )
@@ -519,41 +726,47 @@ async def update_payment_intent(request: web.Request) -> web.StreamResponse:
     intent = request.match_info["id"]
     payment_id = _payment_id(intent)
     found = await _form(request, params.UPDATE_INTENT)
+    _no_reserved(found.get("metadata"))
+    paths = _expand_paths(found)
     service = _service(request)
     try:
         current, _ = await service.get_payment(merchant_id, payment_id)
         metadata = None
         if "metadata" in found:
-            # Stripe merges: a key set to "" is removed, `metadata=""` removes them all.
+            # Stripe merges: a key set to "" is removed, `metadata=""` removes them all (the
+            # reserved paymux_ keys stay).
             given = found["metadata"]
+            own = render.merchant_metadata(current.metadata)
             if given == "":
-                metadata = {}
+                own = {}
             else:
-                metadata = {**current.metadata, **given}
-                metadata = {k: v for k, v in metadata.items() if v != ""}
-                if len(metadata) > 50:
+                own = {k: v for k, v in {**own, **given}.items() if v != ""}
+                if len(own) > 50:
                     raise StripeError.invalid(
                         "parameter_invalid", "You can specify up to 50 keys in metadata", "metadata"
                     )
+            metadata = {**own, **render.reserved_metadata(current.metadata)}
         description = found.get("description")
         if metadata is not None or description is not None:
             await service.update_payment(merchant_id, payment_id, metadata, description)
         payment, attempts = await service.get_payment(merchant_id, payment_id)
     except Refusal as exc:
         raise _refusal_in(exc, intent) from None
-    return _json(render.payment_intent(payment, attempts))
+    doc = render.payment_intent(payment, attempts)
+    return _json(await _expand_intent(request, merchant_id, doc, paths))
 
 
 @endpoint
 async def retrieve_payment_intent(request: web.Request) -> web.StreamResponse:
     merchant_id = await _merchant(request)
     intent = request.match_info["id"]
-    params.check(_query(request), params.RETRIEVE)
+    paths = _expand_paths(params.check(_query(request), params.RETRIEVE))
     try:
         payment, attempts = await _service(request).get_payment(merchant_id, _payment_id(intent))
     except Refusal as exc:
         raise _refusal_in(exc, intent) from None
-    return _json(render.payment_intent(payment, attempts))
+    doc = render.payment_intent(payment, attempts)
+    return _json(await _expand_intent(request, merchant_id, doc, paths))
 
 
 def _limit(found: dict[str, Any]) -> int:
@@ -595,6 +808,7 @@ _ENDING_BEFORE_SCAN = 5000
 async def list_payment_intents(request: web.Request) -> web.StreamResponse:
     merchant_id = await _merchant(request)
     found = params.check(_query(request), params.LIST_INTENTS)
+    paths = _expand_paths(found, "data.")
     limit = _limit(found)
     gte, lt = _created(found)
     service = _service(request)
@@ -633,11 +847,11 @@ async def list_payment_intents(request: web.Request) -> web.StreamResponse:
             merchant_id,
             PaymentFilter(created_gte=gte, created_lt=lt, starting_after=cursor, limit=limit),
         )
-    return _json(
-        render.list_object(
-            "/v1/payment_intents", [render.payment_intent(p, a) for p, a in page], has_more
-        )
-    )
+    data = [
+        await _expand_intent(request, merchant_id, render.payment_intent(p, a), paths)
+        for p, a in page
+    ]
+    return _json(render.list_object("/v1/payment_intents", data, has_more))
 
 
 # -- refunds ----------------------------------------------------------------------------------
@@ -662,8 +876,7 @@ def _refund_target(found: dict[str, Any]) -> tuple[str, str]:
                               "payment_intent or charge.", "payment_intent")  # fmt: skip
 
 
-@idempotent
-async def create_refund(request: web.Request) -> web.StreamResponse:
+async def _create_refund(request: web.Request) -> web.StreamResponse:
     merchant_id = await _merchant(request)
     found = await _form(request, params.CREATE_REFUND)
     payment_id, which = _refund_target(found)
@@ -693,6 +906,15 @@ async def create_refund(request: web.Request) -> web.StreamResponse:
     return _answered(answer)
 
 
+create_refund = endpoint(
+    _refunding(
+        idempotent_in_transaction(
+            _create_refund, answer_bound=_answer_bound, canonical_body=canonical
+        )
+    )
+)
+
+
 @endpoint
 async def retrieve_refund(request: web.Request) -> web.StreamResponse:
     merchant_id = await _merchant(request)
@@ -702,7 +924,19 @@ async def retrieve_refund(request: web.Request) -> web.StreamResponse:
         refund = await _service(request).get_refund(merchant_id, refund_id)
     except Refusal:
         raise StripeError.missing("refund", refund_id, "refund") from None
-    return _json(render.refund_object(refund))
+    payment = await request.app[STORE].get_payment(merchant_id, refund.payment_id)
+    return _json(_refund_doc(refund, payment))
+
+
+def _refund_doc(refund: Any, payment: PaymentRecord | None) -> dict[str, Any]:
+    return render.refund_object(
+        refund, render.refund_metadata(payment, refund.id), render.is_live(payment)
+    )
+
+
+#: Refunds listed without ``payment_intent``: those of the merchant's most recent payments (the
+#: store lists refunds per payment; a per-merchant refund index would lift this bound).
+_REFUND_SCAN_PAYMENTS = 100
 
 
 @endpoint
@@ -710,24 +944,24 @@ async def list_refunds(request: web.Request) -> web.StreamResponse:
     merchant_id = await _merchant(request)
     found = params.check(_query(request), params.LIST_REFUNDS)
     limit = _limit(found)
-    if not found.get("payment_intent") and not found.get("charge"):
-        raise StripeError.invalid(
-            "parameter_missing",
-            "paymux lists refunds per payment: pass payment_intent (or charge)",
-            "payment_intent",
-        )
-    payment_id, which = _refund_target(found)
+    store = request.app[STORE]
     service = _service(request)
-    try:
-        await service.get_payment(merchant_id, payment_id)
-    except Refusal:
-        raise StripeError.missing(which, found.get(which, ""), which) from None
+    payments: dict[str, PaymentRecord] = {}
+    if found.get("payment_intent") or found.get("charge"):
+        payment_id, which = _refund_target(found)
+        try:
+            payment, _ = await service.get_payment(merchant_id, payment_id)
+        except Refusal:
+            raise StripeError.missing(which, found.get(which, ""), which) from None
+        payments[payment.id] = payment
+    else:
+        recent = await store.list_payments(merchant_id, PaymentFilter(limit=_REFUND_SCAN_PAYMENTS))
+        payments = {p.id: p for p in recent if p.amount_received > 0 or p.amount_refunded > 0}
+    refunds = []
+    for payment_id in payments:
+        refunds.extend(await store.list_refunds(payment_id))
+    refunds.sort(key=lambda r: (r.created_at, r.id), reverse=True)
     gte, lt = _created(found)
-    refunds = sorted(
-        await request.app[STORE].list_refunds(payment_id),
-        key=lambda r: (r.created_at, r.id),
-        reverse=True,
-    )
     refunds = [
         r
         for r in refunds
@@ -746,8 +980,8 @@ async def list_refunds(request: web.Request) -> web.StreamResponse:
         page, has_more = refunds[-limit:], len(refunds) > limit
     else:
         page, has_more = refunds[:limit], len(refunds) > limit
-    return _json(render.list_object("/v1/refunds", [render.refund_object(r) for r in page],
-                                    has_more))  # fmt: skip
+    data = [_refund_doc(r, payments.get(r.payment_id)) for r in page]
+    return _json(render.list_object("/v1/refunds", data, has_more))
 
 
 # -- everything else --------------------------------------------------------------------------

@@ -27,6 +27,41 @@ from paymux.domain.records import (
 
 Answer = tuple[int, bytes]
 
+#: Metadata keys the Stripe front keeps for itself in a payment's metadata (PaymentRecord has no
+#: field for them): never shown in the merchant's ``metadata``, refused when a merchant sends them.
+RESERVED = "paymux_"
+LIVEMODE = "paymux_livemode"
+STATEMENT_DESCRIPTOR = "paymux_statement_descriptor"
+RETURN_URL = "paymux_return_url"
+CANCELLATION_REASON = "paymux_cancellation_reason"
+#: ``paymux_refund_<re id>``: a refund's metadata (RefundRecord has none), as JSON.
+REFUND_METADATA = "paymux_refund_"
+
+
+def merchant_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """The merchant's own metadata: the reserved ``paymux_`` keys left out."""
+    return {k: v for k, v in metadata.items() if not k.startswith(RESERVED)}
+
+
+def reserved_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in metadata.items() if k.startswith(RESERVED)}
+
+
+def refund_metadata(payment: PaymentRecord | None, refund_id: str) -> dict[str, str]:
+    raw = payment.metadata.get(REFUND_METADATA + refund_id) if payment is not None else None
+    if not raw:
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def is_live(payment: PaymentRecord | None) -> bool:
+    return payment is not None and payment.metadata.get(LIVEMODE) == "true"
+
+
 # paymux status -> PaymentIntent.status. Stripe has no in-flight capture or cancel states: the
 # intent reads "processing" until the PSP's answer is known.
 _STATUS = {
@@ -121,9 +156,7 @@ def last_payment_error(payment: PaymentRecord) -> dict[str, Any] | None:
     return out
 
 
-def payment_intent(
-    payment: PaymentRecord, attempts: list[AttemptRecord], livemode: bool = False
-) -> dict[str, Any]:
+def payment_intent(payment: PaymentRecord, attempts: list[AttemptRecord]) -> dict[str, Any]:
     status = payment.status
     if status == PaymentStatus.REQUIRES_CONFIRMATION:
         stripe_status = "requires_confirmation" if payment.token_id else "requires_payment_method"
@@ -132,6 +165,8 @@ def payment_intent(
     approved = payment.connector is not None and status not in (PaymentStatus.FAILED,)
     error = payment.error or {}
     description = getattr(payment, "description", None)
+    kept = payment.metadata
+    canceled = status == PaymentStatus.CANCELED
     return {
         "id": ids.intent_id(payment.id),
         "object": "payment_intent",
@@ -143,7 +178,7 @@ def payment_intent(
         "application_fee_amount": None,
         "automatic_payment_methods": None,
         "canceled_at": int(payment.updated_at) if status == PaymentStatus.CANCELED else None,
-        "cancellation_reason": None,
+        "cancellation_reason": kept.get(CANCELLATION_REASON) if canceled else None,
         "capture_method": payment.capture_method,
         "client_secret": None,
         "confirmation_method": "automatic",
@@ -154,8 +189,8 @@ def payment_intent(
         "invoice": None,
         "last_payment_error": last_payment_error(payment),
         "latest_charge": ids.charge_id(payment.id) if approved or payment.error else None,
-        "livemode": livemode,
-        "metadata": dict(payment.metadata),
+        "livemode": kept.get(LIVEMODE) == "true",
+        "metadata": merchant_metadata(kept),
         "next_action": None,
         "on_behalf_of": None,
         "payment_method": ids.method_id(payment.token_id) if payment.token_id else None,
@@ -167,7 +202,7 @@ def payment_intent(
         "review": None,
         "setup_future_usage": None,
         "shipping": None,
-        "statement_descriptor": None,
+        "statement_descriptor": kept.get(STATEMENT_DESCRIPTOR),
         "statement_descriptor_suffix": None,
         "status": stripe_status,
         "transfer_data": None,
@@ -179,6 +214,9 @@ def payment_intent(
             "connector_reference": payment.connector_reference,
             "amount_refunded": payment.amount_refunded,
             "reference": payment.reference,
+            # Stripe keeps a confirmation's return_url without a field on the PaymentIntent (it
+            # shows in next_action's redirect once 3-D Secure lands): paymux echoes it here.
+            "return_url": kept.get(RETURN_URL),
             "normalized_code": error.get("code"),
             "decline_class": error.get("decline_class"),
             "raw_code": error.get("raw_code"),
@@ -187,7 +225,9 @@ def payment_intent(
     }
 
 
-def refund_object(refund: RefundRecord) -> dict[str, Any]:
+def refund_object(
+    refund: RefundRecord, metadata: dict[str, str] | None = None, livemode: bool = False
+) -> dict[str, Any]:
     return {
         "id": ids.refund_id(refund.id),
         "object": "refund",
@@ -197,7 +237,8 @@ def refund_object(refund: RefundRecord) -> dict[str, Any]:
         "created": int(refund.created_at),
         "currency": refund.currency.lower(),
         "destination_details": None,
-        "metadata": {},
+        "livemode": livemode,
+        "metadata": dict(metadata or {}),
         "payment_intent": ids.intent_id(refund.payment_id),
         "reason": refund.reason,
         "receipt_number": None,
@@ -256,6 +297,82 @@ def payment_method(token: TokenRecord, livemode: bool = False) -> dict[str, Any]
         "type": "card",
         "paymux": {"token": token.id, "bin": token.bin},
     }
+
+
+def charge_object(intent: dict[str, Any]) -> dict[str, Any]:
+    """The Charge of a rendered PaymentIntent (its approved or declined attempt), for
+    ``expand[]=latest_charge``: built from the intent itself, no second read."""
+    extra = intent.get("paymux") or {}
+    error = intent.get("last_payment_error")
+    failed = error is not None
+    received = intent["amount_received"]
+    refunded = extra.get("amount_refunded") or 0
+    status = intent["status"]
+    if failed:
+        charge_status = "failed"
+    elif status == "processing":
+        charge_status = "pending"
+    else:
+        charge_status = "succeeded"
+    decline_code = error.get("decline_code") if error else None
+    return {
+        "id": intent["latest_charge"],
+        "object": "charge",
+        "amount": intent["amount"],
+        "amount_captured": received,
+        "amount_refunded": refunded,
+        "application": None,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "balance_transaction": None,
+        "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+        "calculated_statement_descriptor": intent.get("statement_descriptor"),
+        "captured": received > 0,
+        "created": intent["created"],
+        "currency": intent["currency"],
+        "customer": None,
+        "description": intent.get("description"),
+        "disputed": False,
+        "failure_balance_transaction": None,
+        "failure_code": error.get("code") if error else None,
+        "failure_message": error.get("message") if error else None,
+        "fraud_details": {},
+        "invoice": None,
+        "livemode": intent["livemode"],
+        "metadata": dict(intent.get("metadata") or {}),
+        "on_behalf_of": None,
+        "outcome": {
+            "network_status": "declined_by_network" if failed else "approved_by_network",
+            "reason": decline_code,
+            "risk_level": "not_assessed",
+            "seller_message": "The bank declined the payment." if failed else "Payment complete.",
+            "type": "issuer_declined" if failed else "authorized",
+        },
+        "paid": not failed and charge_status == "succeeded",
+        "payment_intent": intent["id"],
+        "payment_method": _id_of(intent.get("payment_method")),
+        "receipt_email": None,
+        "receipt_url": None,
+        "refunded": received > 0 and refunded >= received,
+        "refunds": None,
+        "review": None,
+        "shipping": None,
+        "statement_descriptor": intent.get("statement_descriptor"),
+        "statement_descriptor_suffix": None,
+        "status": charge_status,
+        "transfer_data": None,
+        "transfer_group": None,
+        "paymux": {
+            "connector": extra.get("connector"),
+            "connector_reference": extra.get("connector_reference"),
+            "normalized_code": extra.get("normalized_code"),
+            "decline_class": extra.get("decline_class"),
+        },
+    }
+
+
+def _id_of(value: Any) -> Any:
+    return value.get("id") if isinstance(value, dict) else value
 
 
 def list_object(url: str, data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
@@ -325,6 +442,8 @@ class StripeAnswers:
         return 200, _encode(intent)
 
     def refund(self, refund: RefundRecord) -> Answer:
+        # Its metadata and livemode (kept in the payment's metadata) are filled in by the
+        # handler, for the first answer and for replays alike (handlers._refund_answer).
         return 200, _encode(refund_object(refund))
 
     def refusal(self, refusal: Refusal) -> Answer:
