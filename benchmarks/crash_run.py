@@ -90,6 +90,8 @@ class Figures:
         self.answers_500 = 0  # HTTP 500 answers seen (each retried)
         self.not_final = 0  # steps that never got a final answer within their bound
         self.changed_answer = 0  # a key answered finally twice, differently
+        self.changed_by_kind: Counter[str] = Counter()
+        self.changed_examples: list[Any] = []
         self.requests = 0
 
 
@@ -119,7 +121,7 @@ class Client:
                 continue
             if status == 500:
                 self.f.answers_500 += 1
-            if status == 202 or status == 409 or status >= 500:
+            if status in (202, 409, 429) or status >= 500:  # not final: again, same key
                 await asyncio.sleep(0.25)
                 continue
             self.f.operations[kind] += 1
@@ -285,7 +287,11 @@ async def run(args: argparse.Namespace) -> int:
             async def worker() -> None:
                 while queue:
                     wait_until = time.monotonic() + 30.0
-                    while not pace.may_start() and time.monotonic() < wait_until:
+                    while (
+                        not pace.may_start()
+                        and not kill_task.done()
+                        and time.monotonic() < wait_until
+                    ):
                         await asyncio.sleep(0.05)
                     if not queue:
                         break
@@ -296,7 +302,10 @@ async def run(args: argparse.Namespace) -> int:
             workers = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
             await asyncio.gather(*workers)
             done.set()
-            await kill_task
+            try:
+                await kill_task
+            except Exception as exc:  # noqa: BLE001 - reported, and the run goes on
+                print(f"killer stopped: {type(exc).__name__}: {str(exc)[:500]}")
             if not gateway.alive():
                 await gateway.start()
             # let the reconciler settle everything (bounded)
@@ -308,15 +317,25 @@ async def run(args: argparse.Namespace) -> int:
             # every key once more: the same final answer
             headers = {"Authorization": f"Bearer {API_KEY}"}
             for key, (path, body, status, raw_body) in list(client.final.items()):
-                try:
-                    async with session.post(
-                        gateway.url + path, json=body, headers={**headers, "Idempotency-Key": key}
-                    ) as r:
-                        again = (r.status, await r.read())
-                except (aiohttp.ClientError, TimeoutError):
-                    again = (0, b"")
+                again = (0, b"")
+                for _ in range(50):  # a 429 (the merchant's rate limit) is not an answer
+                    try:
+                        async with session.post(
+                            gateway.url + path,
+                            json=body,
+                            headers={**headers, "Idempotency-Key": key},
+                        ) as r:
+                            again = (r.status, await r.read())
+                    except (aiohttp.ClientError, TimeoutError):
+                        again = (0, b"")
+                    if again[0] not in (0, 429):
+                        break
+                    await asyncio.sleep(0.2)
                 if again != (status, raw_body):
                     figures.changed_answer += 1
+                    figures.changed_by_kind[key.rsplit("-", 1)[1].rstrip("0123456789")] += 1
+                    if len(figures.changed_examples) < 3:
+                        figures.changed_examples.append((key, status, raw_body[:300], *again))
             async with session.get(sandbox.url + "/_sandbox/ledger") as r:
                 ledger = await r.json()
         gateway.stop()
@@ -370,6 +389,12 @@ async def run(args: argparse.Namespace) -> int:
         failed |= n > 0
         print(f"  {name:24} {n}")
     print(f"  (HTTP 500 answers seen, each retried: {figures.answers_500})")
+    if figures.changed_answer:
+        print(f"  replays with another answer by step: {dict(figures.changed_by_kind)}")
+        for key, status, first, status2, second in figures.changed_examples:
+            print(
+                f"    e.g. {key}: first {status} {first!r}\n         replay {status2} {second[:300]!r}"
+            )
     for kind in DISAGREEMENTS:
         for row in disagreements[kind][:3]:
             print(f"    e.g. {kind}: {row}")
