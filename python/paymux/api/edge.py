@@ -34,7 +34,7 @@ import math
 import socket
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -322,7 +322,7 @@ class Edge:
 
     # -- requests a disconnect must not cancel ------------------------------------------------
 
-    async def shielded(self, coro: Coroutine[Any, Any, T]) -> T:
+    async def shielded(self, coro: Awaitable[T]) -> T:
         """Run a state-changing handler to its end even if the request's task is cancelled (a
         client gone with handler cancellation on, or a shutdown): the payment it sent to a PSP
         completes and is stored, so the client's retry with its Idempotency-Key replays it."""
@@ -669,6 +669,16 @@ def install(app: web.Application, server: ServerConfig, limits: RateLimitConfig)
     async def drain(app: web.Application) -> None:
         await edge.drain(server.shutdown_timeout_s)
 
+    async def publish_contract(app: web.Application) -> None:
+        # The OpenAPI document names the connectors a payment may pin (known once built).
+        from paymux.api.http import SERVICE
+        from paymux.api.openapi import publish_connectors
+
+        service = app.get(SERVICE)
+        if service is not None:
+            publish_connectors(service.connectors)
+
+    app.on_startup.append(publish_contract)
     app.on_shutdown.append(drain)
     return edge
 
