@@ -61,22 +61,9 @@ PART = 1500
 DURING_LATENCY_MS = 400  # the kill comes 50 ms after the request left: the PSP is still on it
 SETTLE_S = 20.0
 
-# Found by these tests, left for the lead (see the report of issue 12's crash tests): after a
-# partial capture paymux records the rest of the authorization as released (amount_capturable 0,
-# domain/lifecycle.py `_move_amounts`: "a partial capture releases the rest"), but Adyen keeps it
-# authorized (the sandbox ledger: authorized - captured - released > 0; Adyen allows further
-# partial captures) and nothing in paymux cancels the remainder: the customer's funds stay held
-# at the PSP while paymux says nothing is capturable.
-ADYEN_PARTIAL_CAPTURE_REMAINDER = pytest.mark.xfail(
-    strict=True,
-    reason="Adyen keeps the rest of a partially captured authorization; paymux says "
-    "amount_capturable 0 and never releases it (amount_capturable disagrees with the ledger)",
-)
-
-
 def _marks(op: str, psp: str) -> list[pytest.MarkDecorator]:
-    if op == "partial_capture" and psp == "adyen":
-        return [ADYEN_PARTIAL_CAPTURE_REMAINDER]
+    # (A partial capture on Adyen once left the rest held at the PSP while paymux said it was
+    # released; the sandbox now follows Adyen's default: the unclaimed rest is cancelled.)
     return []
 
 

@@ -57,11 +57,6 @@ AMOUNT = 3100
 PART = 1200
 SETTLE_S = 15.0
 
-ADYEN_PARTIAL_CAPTURE_REMAINDER = pytest.mark.xfail(
-    strict=True,
-    reason="Adyen keeps the rest of a partially captured authorization; paymux says "
-    "amount_capturable 0 and never releases it (amount_capturable disagrees with the ledger)",
-)
 
 # The timeout cases also pin a race found by them: while the inline PSP call (plus its inline
 # sync) takes longer than `[reconciler] pending_check_s`, the reconciler settles the same pending
@@ -70,10 +65,7 @@ ADYEN_PARTIAL_CAPTURE_REMAINDER = pytest.mark.xfail(
 
 
 def _marks(op: str, fault: str, psp: str) -> list[pytest.MarkDecorator]:
-    marks = []
-    if (op, psp) == ("partial_capture", "adyen"):
-        marks.append(ADYEN_PARTIAL_CAPTURE_REMAINDER)
-    return marks
+    return []
 
 
 CASES = [

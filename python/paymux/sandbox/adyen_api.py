@@ -286,6 +286,9 @@ class AdyenApi(Dialect):
             return self.internal_error(), decision
         response = self.modification(psp, payment, params, {"amount": params["amount"]})
         payment.captured += value
+        # Adyen's default (multiple partial captures are an account setting we do not emulate):
+        # "any unclaimed amount after a partial capture gets cancelled".
+        payment.released += capturable - value
         payment.status = "captured"
         psp.stats["captures"] += 1
         psp.event(payment, "capture", value, id=response_ref(response), idempotency_key=key,
