@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-rust test-python stubtest build-dev build-prod bench lint fmt clean browser
+.PHONY: help run test test-rust test-python stubtest build-dev build-prod bench lint fmt clean browser postgres
 
 help: ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,7 +36,10 @@ test-rust: ## cargo test on the plain Rust core (no Python needed)
 browser: ## install Debian's chromium for the dashboard browser test (no-op when present)
 	./scripts/install-browser.sh
 
-test-python: build-dev stubtest browser ## pytest: bindings, properties, connectors, sandbox, gateway
+postgres: ## install Debian's PostgreSQL server and the paymux-pg user for the tests (no-op when present)
+	./scripts/install-postgres.sh
+
+test-python: build-dev stubtest browser postgres ## pytest: bindings, properties, connectors, sandbox, gateway
 	$(BIN)/python -m pytest -q
 
 stubtest: build-dev ## check python/paymux/_core.pyi against the compiled module

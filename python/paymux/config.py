@@ -5,7 +5,8 @@ Environment overrides (secrets never need to live in the file):
 - ``PAYMUX_VAULT_KEYS``: ``"1:<base64 32 bytes>,2:<base64 32 bytes>"``; the highest version encrypts.
 - ``PAYMUX_FINGERPRINT_KEY`` / ``PAYMUX_HASH_KEY``: base64 32 bytes each.
 - ``PAYMUX_CONNECTOR_<NAME>_API_KEY``: a connector's secret (NAME upper-cased, `-` as `_`).
-- ``PAYMUX_DATABASE``: the SQLite path.
+- ``PAYMUX_DATABASE``: the database, whatever ``[storage]`` says: a ``postgresql://`` URL selects
+  PostgreSQL, anything else is a SQLite path.
 """
 
 from __future__ import annotations
@@ -75,9 +76,41 @@ class RateLimitConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     exempt_sources: list[str] = msgspec.field(default_factory=list)
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(value: str) -> bool:
+    return value.startswith(POSTGRES_SCHEMES)
+
+
 class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    backend: str = "sqlite"
-    path: str = ".paymux/paymux.db"
+    backend: str = "sqlite"  # "sqlite" (one node) or "postgresql" (several nodes, docs/cluster.md)
+    path: str = ".paymux/paymux.db"  # the SQLite file
+    url: str = ""  # postgresql://user:password@host:port/db; a URL in `path` means the same
+    # PostgreSQL pool, per process (a node with N workers holds up to N * pool_max connections).
+    pool_min: int = 2
+    pool_max: int = 10
+    connect_timeout_s: float = 5.0
+    acquire_timeout_s: float = 5.0  # waiting for a free pooled connection: then 503
+    statement_timeout_s: float = 15.0
+
+    def select(self, database: str | None = None) -> None:
+        """Settle the backend: ``database`` (PAYMUX_DATABASE) wins over the file; a
+        ``postgresql://`` URL, wherever it is given, selects PostgreSQL (never a SQLite file
+        under a directory named after the URL)."""
+        if database is not None:
+            if is_postgres_url(database):
+                self.backend, self.url, self.path = "postgresql", database, ""
+            else:
+                self.backend, self.path = "sqlite", database
+        elif is_postgres_url(self.path):
+            self.backend, self.url, self.path = "postgresql", self.path, ""
+        elif self.backend in ("postgres", "postgresql"):
+            self.backend = "postgresql"
+        if self.backend == "postgresql" and not is_postgres_url(self.url):
+            raise ConfigError("[storage] backend = postgresql needs url = \"postgresql://...\"")
+        if self.backend not in ("sqlite", "postgresql"):
+            raise ConfigError(f"[storage] backend must be sqlite or postgresql, not {self.backend!r}")
 
 
 class VaultConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -213,8 +246,7 @@ def config_from_dict(raw: dict[str, Any]) -> GatewayConfig:
         raise ConfigError(f"invalid config: {exc}") from exc
     if "PAYMUX_ADMIN_KEY" in os.environ:
         config.admin_api_key = os.environ["PAYMUX_ADMIN_KEY"]
-    if "PAYMUX_DATABASE" in os.environ:
-        config.storage.path = os.environ["PAYMUX_DATABASE"]
+    config.storage.select(os.environ.get("PAYMUX_DATABASE"))
     names = [c.name for c in config.connectors]
     if len(set(names)) != len(names):
         raise ConfigError("connector names must be unique")

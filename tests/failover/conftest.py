@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from paymux.domain.records import Merchant
 from paymux.observability import logs
 from paymux.sandbox.app import build_app as build_sandbox
 
-from tests.gateway.conftest import Gateway, gateway_config, start_app
+from tests.gateway.conftest import Gateway, gateway_config, query_rows, start_app
 
 ADMIN_KEY = "adm_test_failover_key"
 
@@ -88,10 +87,31 @@ class SearchLagProxy:
             return web.Response(status=502)
 
 
-@pytest.fixture
+def _reads_sqlite_file(request: pytest.FixtureRequest) -> bool:
+    """The test reads the SQLite file itself (tests/failover/helpers.py's events/attempt_rows
+    take the file's path, and some tests connect to it): it runs on SQLite only."""
+    import inspect
+
+    try:
+        return "db_path" in inspect.getsource(request.function)
+    except (OSError, TypeError):
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def gw(tmp_path: Path, request: pytest.FixtureRequest):
-    """The gateway with an admin key and a fast reconciler. Markers: `gateway_config(**sections)`,
-    `sandbox_scenario(scenario)`, `stripe_search_lag(lag_s=..., down_s=...)`."""
+    """The gateway with an admin key and a fast reconciler, on SQLite and on PostgreSQL (each test
+    runs on both; one that reads the SQLite file runs on SQLite only). Markers:
+    `gateway_config(**sections)`, `sandbox_scenario(scenario)`, `stripe_search_lag(lag_s=...,
+    down_s=...)`."""
+    backend = request.param
+    database_url = ""
+    if backend == "postgresql":
+        if _reads_sqlite_file(request):
+            pytest.skip("SQLite only: reads the SQLite file (tests/failover/helpers.py)")
+        database_url = request.getfixturevalue("pg_url")
+        # A config the test builds itself (a second worker, say) is on the same database.
+        request.getfixturevalue("monkeypatch").setenv("PAYMUX_DATABASE", database_url)
     marker = request.node.get_closest_marker("gateway_config")
     overrides: dict[str, Any] = {
         "admin_api_key": ADMIN_KEY,
@@ -119,6 +139,8 @@ async def gw(tmp_path: Path, request: pytest.FixtureRequest):
     raw = gateway_config(tmp_path, sandbox_port, **overrides)
     for c in raw["connectors"]:
         c["timeout_s"] = 1.0
+    if database_url:
+        raw["storage"] = {**raw["storage"], "backend": "postgresql", "url": database_url}
     proxy = proxy_runner = None
     if lag_marker is not None:
         proxy = SearchLagProxy(sandbox_url, **lag_marker.kwargs)
@@ -144,12 +166,14 @@ async def gw(tmp_path: Path, request: pytest.FixtureRequest):
         log=log_stream,
         session=session,
         extra={"proxy": proxy},
+        backend=backend,
+        database_url=database_url,
     )
     try:
         yield gateway
         if not getattr(request.node, "skip_ledger_check", False):
             await asyncio.sleep(0.05)
-            reconcile_with_ledger(gateway.db_path, await gateway.ledger())
+            reconcile_with_ledger(gateway.db_path, await gateway.ledger(), backend, database_url)
     finally:
         await session.close()
         await runner.cleanup()
@@ -169,15 +193,13 @@ def _holds(p: dict[str, Any]) -> bool:
     return p["released"] < p["authorized"]
 
 
-def reconcile_with_ledger(db_path: Path, ledger: dict[str, Any]) -> dict[str, Any]:
+def reconcile_with_ledger(
+    db_path: Path, ledger: dict[str, Any], backend: str = "sqlite", database_url: str = ""
+) -> dict[str, Any]:
     """paymux's payments and attempts against what the PSPs hold; AssertionError on a mismatch."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        attempts = {r["reference"]: dict(r) for r in conn.execute("SELECT * FROM attempts")}
-        payments = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM payments")}
-    finally:
-        conn.close()
+    where = database_url or str(db_path)
+    attempts = {r["reference"]: r for r in query_rows(backend, where, "SELECT * FROM attempts")}
+    payments = {r["id"]: r for r in query_rows(backend, where, "SELECT * FROM payments")}
     held: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for psp, book in ledger["psps"].items():
         for p in book["payments"]:
@@ -260,24 +282,26 @@ def ledger_open(p: dict[str, Any]) -> int:
 
 
 def ledger_disagreements(
-    db_path: Path, psp_payments: list[dict[str, Any]], payment_ids: set[str] | None = None
+    db_path: Path | str,
+    psp_payments: list[dict[str, Any]],
+    payment_ids: set[str] | None = None,
 ) -> dict[str, list[Any]]:
     """paymux's payments, captures, voids and refunds against the PSPs' ledger, operation by
     operation; {kind: [details]} for every kind in DISAGREEMENTS (empty lists when all agree).
     `psp_payments` are the ledger's payments to consider (`ledger_payments`); `payment_ids`
-    limits the paymux side (default: every payment in the database)."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        payments = {r["id"]: dict(r) for r in conn.execute("SELECT * FROM payments")}
-        attempts = {r["reference"]: dict(r) for r in conn.execute("SELECT * FROM attempts")}
-        operations = [dict(r) for r in conn.execute("SELECT * FROM operations")]
-        refunds = [dict(r) for r in conn.execute("SELECT * FROM refunds")]
-        keys = [
-            dict(r) for r in conn.execute("SELECT * FROM idempotency WHERE status = 'in_progress'")
-        ]
-    finally:
-        conn.close()
+    limits the paymux side (default: every payment in the database). `db_path` is the SQLite
+    file or a postgresql:// URL."""
+    where = str(db_path)
+    backend = "postgresql" if where.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+    def rows(sql: str) -> list[dict[str, Any]]:
+        return query_rows(backend, where, sql)
+
+    payments = {r["id"]: r for r in rows("SELECT * FROM payments")}
+    attempts = {r["reference"]: r for r in rows("SELECT * FROM attempts")}
+    operations = rows("SELECT * FROM operations")
+    refunds = rows("SELECT * FROM refunds")
+    keys = rows("SELECT * FROM idempotency WHERE status = 'in_progress'")
     if payment_ids is not None:
         payments = {k: v for k, v in payments.items() if k in payment_ids}
     out: dict[str, list[Any]] = {kind: [] for kind in DISAGREEMENTS}

@@ -1,4 +1,6 @@
-"""Fixtures: the real sandbox and the real gateway on loopback ports, with a fresh SQLite file."""
+"""Fixtures: the real sandbox and the real gateway on loopback ports, on a fresh database: the
+`gateway` fixture runs every test twice, on a SQLite file and on a PostgreSQL database of the
+session's throwaway cluster (tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -82,11 +84,17 @@ class Gateway:
     url: str
     sandbox_url: str
     keys: dict[str, str]  # merchant id -> secret key
-    db_path: Path
+    db_path: Path  # the SQLite file (backend "sqlite" only)
     app: web.Application
     log: io.StringIO
     session: aiohttp.ClientSession
     extra: dict[str, Any] = field(default_factory=dict)
+    backend: str = "sqlite"
+    database_url: str = ""  # the PostgreSQL database (backend "postgresql")
+
+    def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        """Backend-neutral read of the gateway's database (``?`` placeholders), for tests."""
+        return query_rows(self.backend, self.database_url or str(self.db_path), sql, *params)
 
     def headers(self, merchant: str = "m_alpha", idem: str | None = None) -> dict[str, str]:
         h = {"Authorization": f"Bearer {self.keys[merchant]}"}
@@ -111,12 +119,73 @@ class Gateway:
             return await r.json()
 
 
+def query_rows(backend: str, where: str, sql: str, *params: Any) -> list[dict[str, Any]]:
+    """Rows as dicts from a SQLite file or a PostgreSQL URL, synchronously (a test may call it
+    from inside a coroutine: PostgreSQL is read on a thread of its own)."""
+    if backend == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(where)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(sql, params).fetchall()]
+        finally:
+            conn.close()
+    import concurrent.futures
+
+    import asyncpg
+
+    parts = sql.split("?")
+    pg_sql = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], start=1))
+
+    async def fetch() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(where)
+        try:
+            return [dict(r) for r in await conn.fetch(pg_sql, *params)]
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, fetch()).result(timeout=30)
+
+
+#: Tests that read or edit the SQLite file itself (sqlite3.connect(db_path)): they run on SQLite
+#: only. What they check on PostgreSQL is covered by tests/store and tests/cluster.
+SQLITE_ONLY: dict[str, str] = {
+    "test_malformed_payment_is_rejected_with_code_and_param": "counts rows in the SQLite file",
+    "test_a_new_payments_answer_is_stored_with_its_final_state": "reads the SQLite file",
+    "test_no_pan_or_cvv_in_logs_responses_or_database": (
+        "scans the SQLite files for PANs (PostgreSQL: tests/store/test_postgres_store.py)"
+    ),
+}
+SQLITE_ONLY_MODULES: dict[str, str] = {
+    "test_reconcile_cli": "the CLI's config names the SQLite file, and the tests edit it",
+    "test_sqlite_writer": "the SQLite writer itself",
+}
+
+
+def _sqlite_only(request: pytest.FixtureRequest) -> str | None:
+    module = request.node.module.__name__.rsplit(".", 1)[-1]
+    if module in SQLITE_ONLY_MODULES:
+        return SQLITE_ONLY_MODULES[module]
+    return SQLITE_ONLY.get(request.node.originalname)
+
+
 def card(number: str = "4242424242424242", cvc: str = "123") -> dict[str, Any]:
     return {"card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": cvc}}
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def gateway(tmp_path: Path, request: pytest.FixtureRequest):
+    backend = request.param
+    database_url = ""
+    if backend == "postgresql":
+        reason = _sqlite_only(request)
+        if reason:
+            pytest.skip(f"SQLite only: {reason}")
+        database_url = request.getfixturevalue("pg_url")
+        # A config the test builds itself (a second worker, say) is on the same database.
+        request.getfixturevalue("monkeypatch").setenv("PAYMUX_DATABASE", database_url)
     marker = request.node.get_closest_marker("gateway_config")
     overrides = marker.kwargs if marker else {}
     scenario_marker = request.node.get_closest_marker("sandbox_scenario")
@@ -124,7 +193,10 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest):
     log_stream = io.StringIO()
     logs.configure("debug", log_stream)
     sandbox_runner, sandbox_port = await start_app(build_sandbox(scenario, seed=7))
-    config = config_from_dict(gateway_config(tmp_path, sandbox_port, **overrides))
+    raw = gateway_config(tmp_path, sandbox_port, **overrides)
+    if database_url:
+        raw["storage"] = {**raw["storage"], "backend": "postgresql", "url": database_url}
+    config = config_from_dict(raw)
     app = build_gateway(config, load_secrets(config.vault))
     runner, port = await start_app(app)
     store = app[STORE]
@@ -143,6 +215,8 @@ async def gateway(tmp_path: Path, request: pytest.FixtureRequest):
             app=app,
             log=log_stream,
             session=session,
+            backend=backend,
+            database_url=database_url,
         )
     finally:
         await session.close()

@@ -1,9 +1,14 @@
 """The analytics reports: SQL over the stored attempts and payments, folded into plain dicts.
 
-Every report is a function ``(sqlite3.Connection, AnalyticsQuery) -> dict`` that runs a bounded
-number of grouped scans over the time range (served by the ``attempts_analytics`` covering index,
-migration 2) and folds the few resulting rows in Python. They are synchronous on purpose: the HTTP
-layer and `paymux report` run them on a worker thread with their own read-only connection.
+Every report is a function ``(connection, AnalyticsQuery) -> dict`` that runs a bounded number of
+grouped scans over the time range (served by the ``attempts_analytics`` covering index, migration
+2) and folds the few resulting rows in Python. They are synchronous on purpose: the HTTP layer and
+`paymux report` run them on a worker thread with their own read-only connection.
+
+The same reports run on both backends. The connection is a ``sqlite3.Connection`` or a
+``PgReportConnection`` (PostgreSQL through asyncpg, bridged to the event loop that owns the
+connection); the few places where the SQL differs go through ``_Dialect`` (booleans summed as
+integers, SQLite's index hints and subquery fence, rounding and time buckets).
 
 Conventions: money stays in integer minor units, per currency (never summed across currencies);
 rates are fractions in [0, 1] or null when there is nothing to divide by; latency is milliseconds
@@ -12,10 +17,12 @@ as stored on the attempt.
 
 from __future__ import annotations
 
+import asyncio
+import decimal
 import math
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 import msgspec
 
@@ -36,7 +43,68 @@ APPROVED_PAYMENT = ("requires_capture", "succeeded", "canceled")
 PENDING_PAYMENT = ("processing", "requires_action")
 
 
-def _has_index(conn: sqlite3.Connection, name: str) -> bool:
+class ReportConnection(Protocol):
+    """What a report needs of a connection: ``execute(sql, params)`` giving row tuples."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Iterable[Any]: ...
+
+
+class PgReportConnection:
+    """A PostgreSQL connection for the synchronous reports: ``execute`` runs on the event loop
+    that owns the asyncpg connection (``fetch``) and blocks this worker thread until it answers.
+    ``?`` placeholders become ``$n``; numeric sums come back as int (or float)."""
+
+    dialect = "postgresql"
+
+    def __init__(
+        self,
+        fetch: Callable[[str, list[Any]], Awaitable[list[Any]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._fetch = fetch
+        self._loop = loop
+
+    def execute(self, sql: str, parameters: Any = ()) -> list[tuple[Any, ...]]:
+        parts = sql.split("?")
+        text = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], start=1))
+        future = asyncio.run_coroutine_threadsafe(self._fetch(text, list(parameters)), self._loop)
+        return [tuple(_plain(v) for v in row) for row in future.result()]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class _Dialect:
+    def __init__(self, conn: Any) -> None:
+        self.pg = getattr(conn, "dialect", "sqlite") == "postgresql"
+        # `LIMIT -1` keeps SQLite from flattening a subquery; PostgreSQL needs no fence.
+        self.no_limit = "" if self.pg else "LIMIT -1"
+
+    def n(self, condition: str) -> str:
+        """A condition summed as 0/1 (SQLite's booleans are integers already)."""
+        return f"({condition})::int" if self.pg else f"({condition})"
+
+    def latency_bucket(self) -> str:
+        if not self.pg:
+            return _LATENCY_BUCKET
+        return (
+            "CASE WHEN a.latency_ms < 100 THEN round(a.latency_ms::numeric, 1)::float8 "
+            "WHEN a.latency_ms < 10000 THEN round(a.latency_ms) "
+            "ELSE round(a.latency_ms / 100) * 100 END"
+        )
+
+    def time_bucket(self, res: int) -> str:
+        if self.pg:
+            return f"(floor(a.created_at / {res})::bigint * {res})"
+        return f"CAST(a.created_at / {res} AS INTEGER) * {res}"
+
+
+def _has_index(conn: Any, name: str) -> bool:
+    if _Dialect(conn).pg:
+        return False
     return (
         conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
@@ -45,7 +113,7 @@ def _has_index(conn: sqlite3.Connection, name: str) -> bool:
     )
 
 
-def _attempts(conn: sqlite3.Connection) -> str:
+def _attempts(conn: Any) -> str:
     """Every report scans the time range through the covering index of migration 2 (a store not
     migrated yet, e.g. read by `paymux report` before the gateway restarted, still works)."""
     if _has_index(conn, "attempts_analytics"):
@@ -53,7 +121,7 @@ def _attempts(conn: sqlite3.Connection) -> str:
     return "attempts a"
 
 
-def _payments(conn: sqlite3.Connection) -> str:
+def _payments(conn: Any) -> str:
     """The first attempt's payment, by one seek into a covering index (SQLite would otherwise
     pick the primary key's index and then read the wide row)."""
     if _has_index(conn, "payments_outcome"):
@@ -109,14 +177,17 @@ def _select_dims(q: AnalyticsQuery, alias: str = "a") -> str:
     return "".join(f"{c} AS g{i}, " for i, c in enumerate(_dims(q, alias)))
 
 
-def _group_clause(q: AnalyticsQuery, *extra: str) -> str:
-    # A dimension filtered to one value is constant: grouping on it would only add a sort.
-    cols = [f"g{i}" for i, d in enumerate(q.group_by) if len(q.filters.get(d, ())) != 1]
+def _group_clause(dialect: _Dialect, q: AnalyticsQuery, *extra: str) -> str:
+    # A dimension filtered to one value is constant: grouping on it would only add a sort
+    # (SQLite; PostgreSQL wants every selected column grouped, and hashes rather than sorts).
+    cols = [
+        f"g{i}" for i, d in enumerate(q.group_by) if dialect.pg or len(q.filters.get(d, ())) != 1
+    ]
     cols += extra
     return f"GROUP BY {', '.join(cols)}" if cols else "HAVING count(*) > 0"
 
 
-def _connectors(conn: sqlite3.Connection, q: AnalyticsQuery) -> list[str]:
+def _connectors(conn: Any, q: AnalyticsQuery) -> list[str]:
     """The connectors to scan: the filter's, else every connector that has attempts (a skip-scan
     of the index, a few seeks whatever the table size)."""
     if q.filters.get("connector"):
@@ -137,7 +208,7 @@ def _connectors(conn: sqlite3.Connection, q: AnalyticsQuery) -> list[str]:
 Build = Callable[[AnalyticsQuery], tuple[str, list[Any]]]
 
 
-def _rows(conn: sqlite3.Connection, q: AnalyticsQuery, build: Build) -> Iterator[tuple[Any, ...]]:
+def _rows(conn: Any, q: AnalyticsQuery, build: Build) -> Iterator[tuple[Any, ...]]:
     """Run one grouped scan per connector and chain the rows.
 
     The covering index leads with the connector, so each scan is one contiguous range of it, and
@@ -179,12 +250,14 @@ def _add_money(into: dict[str, int], currency: str, amount: int | None) -> None:
 # -- approvals ----------------------------------------------------------------------------------
 
 
-def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+def approvals(conn: Any, q: AnalyticsQuery) -> dict[str, Any]:
     """First-attempt and final approval rates, counts and approved volume per group.
 
     A payment belongs to the group of its first attempt (the routing choice): its final outcome
     counts there even when a cascade recovered it elsewhere.
     """
+
+    d = _Dialect(conn)
 
     def payments_sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         # An approved first attempt means an approved payment: only the others (a minority) look
@@ -196,17 +269,17 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
             SELECT {groups_sql}s.currency,
                    count(*),
                    sum(s.first_ok),
-                   sum(s.final IN {_APPROVED_PAYMENT_SQL}),
-                   sum(s.final IN {_PENDING_PAYMENT_SQL}),
+                   sum({d.n(f"s.final IN {_APPROVED_PAYMENT_SQL}")}),
+                   sum({d.n(f"s.final IN {_PENDING_PAYMENT_SQL}")}),
                    sum(CASE WHEN s.final IN {_APPROVED_PAYMENT_SQL} THEN s.amount ELSE 0 END)
             FROM (SELECT {_select_dims(q)}a.currency AS currency, a.amount AS amount,
-                         a.status IN {_APPROVED_SQL} AS first_ok,
+                         {d.n(f"a.status IN {_APPROVED_SQL}")} AS first_ok,
                          CASE WHEN a.status IN {_APPROVED_SQL} THEN 'succeeded'
                               ELSE (SELECT p.status FROM {_payments(conn)}
                                     WHERE p.id = a.payment_id) END AS final
                   FROM {_attempts(conn)} WHERE {where} AND a.seq = 1
-                  LIMIT -1) s
-            {_group_clause(q, "s.currency")}""",
+                  {d.no_limit}) s
+            {_group_clause(d, q, "s.currency")}""",
             params,
         )
 
@@ -214,10 +287,10 @@ def approvals(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         where, params = _where(q)
         return (
             f"""
-            SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
-                   sum(a.status = 'declined'), sum(a.status = 'failed')
+            SELECT {_select_dims(q)}count(*), sum({d.n(f"a.status IN {_APPROVED_SQL}")}),
+                   sum({d.n("a.status = 'declined'")}), sum({d.n("a.status = 'failed'")})
             FROM {_attempts(conn)} WHERE {where}
-            {_group_clause(q)}""",
+            {_group_clause(d, q)}""",
             params,
         )
 
@@ -296,17 +369,23 @@ def _sum_groups(groups: Iterable[dict[str, Any]]) -> dict[str, Any]:
 # -- declines -----------------------------------------------------------------------------------
 
 
-def declines(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+def declines(conn: Any, q: AnalyticsQuery) -> dict[str, Any]:
     """Decline reasons (normalized code and class, with the raw codes behind them), top N."""
+    d = _Dialect(conn)
+
+    # One scan per connector: SQLite takes the constant connector as a bare column.
+    by = ["declined", "a.normalized_code", "a.decline_class", "a.raw_code"]
+    if d.pg:
+        by.append("a.connector")
 
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
         return (
             f"""
-            SELECT {_select_dims(q)}a.status IN ('declined', 'failed') AS declined,
+            SELECT {_select_dims(q)}{d.n("a.status IN ('declined', 'failed')")} AS declined,
                    a.normalized_code, a.decline_class, a.connector, a.raw_code, count(*)
             FROM {_attempts(conn)} WHERE {where}
-            {_group_clause(q, "declined", "a.normalized_code", "a.decline_class", "a.raw_code")}""",
+            {_group_clause(d, q, *by)}""",
             params,
         )
 
@@ -382,8 +461,10 @@ def declines(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 # -- failover -----------------------------------------------------------------------------------
 
 
-def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+def failover(conn: Any, q: AnalyticsQuery) -> dict[str, Any]:
     """Payments a cascade recovered, attempts per payment, and how often each path A->B ran."""
+
+    d = _Dialect(conn)
 
     def per_payment(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         # Only a first attempt that was not approved can have been followed by others: just those
@@ -391,19 +472,22 @@ def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         # flattening the subquery, which would evaluate those lookups once per use.
         where, params = _where(q)
         groups_sql = "".join(f"s.g{i}, " for i in range(len(q.group_by)))
+        recovered = d.n(
+            f"s.n > 1 AND (SELECT p.status FROM {_payments(conn)} "
+            f"WHERE p.id = s.payment_id) IN {_APPROVED_PAYMENT_SQL}"
+        )
         return (
             f"""
-            SELECT {groups_sql}count(*), sum(s.n > 1),
-                   sum(s.n > 1 AND (SELECT p.status FROM {_payments(conn)}
-                                    WHERE p.id = s.payment_id) IN {_APPROVED_PAYMENT_SQL}),
+            SELECT {groups_sql}count(*), sum({d.n("s.n > 1")}),
+                   sum({recovered}),
                    sum(s.n)
             FROM (SELECT {_select_dims(q)}a.payment_id,
                          CASE WHEN a.status IN {_APPROVED_SQL} THEN 1
                               ELSE (SELECT max(b.seq) FROM attempts b
                                     WHERE b.payment_id = a.payment_id) END AS n
                   FROM {_attempts(conn)} WHERE {where} AND a.seq = 1
-                  LIMIT -1) s
-            {_group_clause(q)}""",
+                  {d.no_limit}) s
+            {_group_clause(d, q)}""",
             params,
         )
 
@@ -411,11 +495,11 @@ def failover(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
         where, params = _where(q)
         return (
             f"""
-            SELECT a.connector, b.connector, count(*), sum(b.status IN {_APPROVED_SQL})
+            SELECT a.connector, b.connector, count(*), sum({d.n(f"b.status IN {_APPROVED_SQL}")})
             FROM {_attempts(conn)} JOIN attempts b
                  ON b.payment_id = a.payment_id AND b.seq = a.seq + 1
             WHERE {where} AND a.status IN ('declined', 'failed')
-            GROUP BY b.connector""",
+            GROUP BY {"a.connector, " if d.pg else ""}b.connector""",
             params,
         )
 
@@ -489,16 +573,16 @@ def percentiles(histogram: list[tuple[float, int]], points: Iterable[float]) -> 
     return out
 
 
-def _latency_groups(
-    conn: sqlite3.Connection, q: AnalyticsQuery
-) -> dict[tuple[Any, ...], dict[str, Any]]:
+def _latency_groups(conn: Any, q: AnalyticsQuery) -> dict[tuple[Any, ...], dict[str, Any]]:
+    d = _Dialect(conn)
+
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
         return (
             f"""
-            SELECT {_select_dims(q)}{_LATENCY_BUCKET} AS bucket, count(*), sum(a.latency_ms)
+            SELECT {_select_dims(q)}{d.latency_bucket()} AS bucket, count(*), sum(a.latency_ms)
             FROM {_attempts(conn)} WHERE {where} AND a.latency_ms IS NOT NULL
-            {_group_clause(q, "bucket")}""",
+            {_group_clause(d, q, "bucket")}""",
             params,
         )
 
@@ -527,7 +611,7 @@ def _latency_summary(g: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def latency(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+def latency(conn: Any, q: AnalyticsQuery) -> dict[str, Any]:
     """PSP latency p50/p95/p99 per group (the attempt's round trip to the PSP)."""
     groups = _latency_groups(conn, q)
     merged: dict[float, int] = {}
@@ -551,17 +635,18 @@ def latency(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 # -- fees ---------------------------------------------------------------------------------------
 
 
-def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+def fees(conn: Any, q: AnalyticsQuery) -> dict[str, Any]:
     """PSP fees per group and currency, and the cost per approved payment (all attempts' fees)."""
+    d = _Dialect(conn)
 
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
         return (
             f"""
             SELECT {_select_dims(q)}a.currency, count(*), count(a.fee), sum(a.fee),
-                   sum(a.status IN {_APPROVED_SQL})
+                   sum({d.n(f"a.status IN {_APPROVED_SQL}")})
             FROM {_attempts(conn)} WHERE {where}
-            {_group_clause(q, "a.currency")}""",
+            {_group_clause(d, q, "a.currency")}""",
             params,
         )
 
@@ -593,19 +678,20 @@ def fees(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 # -- time series --------------------------------------------------------------------------------
 
 
-def timeseries(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+def timeseries(conn: Any, q: AnalyticsQuery) -> dict[str, Any]:
     """Attempts, approvals, declines, failures and mean latency per time bucket and group."""
     res = int(q.resolution)
+    d = _Dialect(conn)
 
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
         return (
             f"""
-            SELECT {_select_dims(q)}CAST(a.created_at / {res} AS INTEGER) * {res} AS t, count(*),
-                   sum(a.status IN {_APPROVED_SQL}), sum(a.status = 'declined'),
-                   sum(a.status = 'failed'), count(a.latency_ms), sum(a.latency_ms)
+            SELECT {_select_dims(q)}{d.time_bucket(res)} AS t, count(*),
+                   sum({d.n(f"a.status IN {_APPROVED_SQL}")}), sum({d.n("a.status = 'declined'")}),
+                   sum({d.n("a.status = 'failed'")}), count(a.latency_ms), sum(a.latency_ms)
             FROM {_attempts(conn)} WHERE {where}
-            {_group_clause(q, "t")}""",
+            {_group_clause(d, q, "t")}""",
             params,
         )
 
@@ -649,18 +735,19 @@ def timeseries(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
 # -- live health (the dashboard's top row) ------------------------------------------------------
 
 
-def health(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
+def health(conn: Any, q: AnalyticsQuery) -> dict[str, Any]:
     """Per group over the range: approval rate, technical error rate, latency percentiles."""
+    d = _Dialect(conn)
 
     def sql(q: AnalyticsQuery) -> tuple[str, list[Any]]:
         where, params = _where(q)
         return (
             f"""
-            SELECT {_select_dims(q)}count(*), sum(a.status IN {_APPROVED_SQL}),
-                   sum(a.status = 'declined'),
-                   sum(a.status = 'failed' OR a.decline_class = 'technical')
+            SELECT {_select_dims(q)}count(*), sum({d.n(f"a.status IN {_APPROVED_SQL}")}),
+                   sum({d.n("a.status = 'declined'")}),
+                   sum({d.n("a.status = 'failed' OR a.decline_class = 'technical'")})
             FROM {_attempts(conn)} WHERE {where} AND a.status != 'started'
-            {_group_clause(q)}""",
+            {_group_clause(d, q)}""",
             params,
         )
 
@@ -689,7 +776,7 @@ def health(conn: sqlite3.Connection, q: AnalyticsQuery) -> dict[str, Any]:
     }
 
 
-Report = Callable[[sqlite3.Connection, AnalyticsQuery], dict[str, Any]]
+Report = Callable[[Any, AnalyticsQuery], dict[str, Any]]
 
 REPORTS: dict[str, Report] = {
     "approvals": approvals,
@@ -711,12 +798,49 @@ def connect_readonly(path: str) -> sqlite3.Connection:
 
 
 def run_report(path: str, name: str, q: AnalyticsQuery) -> dict[str, Any]:
-    """Open, compute, close: safe to call on any thread."""
+    """Open, compute, close: safe to call on any thread without a running event loop. ``path``
+    is a SQLite file or a ``postgresql://`` URL."""
+    if path.startswith(("postgresql://", "postgres://")):
+        return asyncio.run(_pg_report(path, name, q))
     conn = connect_readonly(path)
     try:
         body = REPORTS[name](conn, q)
     finally:
         conn.close()
+    return _envelope(name, q, body)
+
+
+async def _pg_report(url: str, name: str, q: AnalyticsQuery) -> dict[str, Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(url, server_settings={"jit": "off", "work_mem": "64MB"})
+    try:
+        bridge = PgReportConnection(
+            lambda sql, params: conn.fetch(sql, *params), asyncio.get_running_loop()
+        )
+        body = await asyncio.to_thread(REPORTS[name], bridge, q)
+    finally:
+        await conn.close()
+    return _envelope(name, q, body)
+
+
+async def report(source: Any, name: str, q: AnalyticsQuery) -> dict[str, Any]:
+    """A report from the gateway's own store, without blocking the event loop: a SQLite store
+    on a worker thread with its own read-only connection; a PostgreSQL store on a connection
+    of its analytics pool, the report's Python on a worker thread."""
+    connection = getattr(source, "analytics_connection", None)
+    if connection is None:
+        path = str(getattr(source, "path", source) or "")
+        return await asyncio.to_thread(run_report, path, name, q)
+    async with connection() as conn:
+        bridge = PgReportConnection(
+            lambda sql, params: conn.fetch(sql, *params), asyncio.get_running_loop()
+        )
+        body = await asyncio.to_thread(REPORTS[name], bridge, q)
+    return _envelope(name, q, body)
+
+
+def _envelope(name: str, q: AnalyticsQuery, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "object": f"analytics.{name}",
         "from": q.from_ts,

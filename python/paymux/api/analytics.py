@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from paymux.analytics.queries import REPORTS, run_report
+from paymux.analytics.queries import REPORTS
+from paymux.analytics.queries import report as compute_report
 from paymux.api import auth
 from paymux.api.analytics_params import parse_query
 from paymux.api.errors import ApiError, not_found
@@ -15,6 +16,7 @@ from paymux.observability import metrics
 
 ADMIN_API_KEY: web.AppKey[str] = web.AppKey("admin_api_key", str)
 ANALYTICS_DB: web.AppKey[str] = web.AppKey("analytics_db", str)
+ANALYTICS_STORE: web.AppKey[Any] = web.AppKey("analytics_store", object)
 ROUTER: web.AppKey[Any] = web.AppKey("analytics_router", object)
 ANALYTICS_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("analytics_slots", asyncio.Semaphore)
 
@@ -40,13 +42,18 @@ async def analytics(request: web.Request) -> web.StreamResponse:
         default_range_s=HEALTH_RANGE_S if report == "health" else 24 * 3600.0,
     )
     path = request.app.get(ANALYTICS_DB)
-    if not path:
+    store = request.app.get(ANALYTICS_STORE)
+    if not path and getattr(store, "analytics_connection", None) is None:
         raise ApiError(
-            501, "api_error", "analytics_unavailable", "Analytics needs the SQLite store"
+            501,
+            "api_error",
+            "analytics_unavailable",
+            "Analytics needs a SQLite or PostgreSQL store",
         )
     async with request.app[ANALYTICS_SLOTS]:
-        # Heavy scans: a worker thread with its own read-only connection, never the event loop.
-        body = await asyncio.to_thread(run_report, path, report, query)
+        # Heavy scans off the event loop: SQLite on a worker thread with its own read-only
+        # connection, PostgreSQL on the store's analytics pool (paymux.analytics.queries.report).
+        body = await compute_report(path or store, report, query)
     if report == "health":
         _add_breakers(request.app, body, query.group_by)
     return json_response(200, body, headers={"Cache-Control": "no-store"})
@@ -94,6 +101,7 @@ def add_analytics_routes(
 ) -> None:
     app[ADMIN_API_KEY] = admin_api_key
     app[ANALYTICS_DB] = str(getattr(store, "path", "") or "")
+    app[ANALYTICS_STORE] = store
     app[ROUTER] = router
     app[ANALYTICS_SLOTS] = asyncio.Semaphore(2)
     app.router.add_get("/metrics", metrics_endpoint)

@@ -63,9 +63,23 @@ async def register_api_key(store: Store, merchant_id: str, secret: str) -> ApiKe
 
 
 def open_store(config: GatewayConfig) -> Store:
-    if config.storage.backend != "sqlite":
-        raise ValueError(f"unknown storage backend {config.storage.backend!r}")
-    return SqliteStore(config.storage.path)
+    """The configured backend (``[storage]``, or PAYMUX_DATABASE: a postgresql:// URL selects
+    PostgreSQL whatever the file says). Not yet opened: ``await store.open()`` migrates."""
+    storage = config.storage
+    if storage.backend == "postgresql" or storage.path.startswith(("postgresql://", "postgres://")):
+        from paymux.store.postgres import PostgresStore  # asyncpg only where it is used
+
+        return PostgresStore(
+            storage.url or storage.path,
+            pool_min=storage.pool_min,
+            pool_max=storage.pool_max,
+            connect_timeout_s=storage.connect_timeout_s,
+            acquire_timeout_s=storage.acquire_timeout_s,
+            statement_timeout_s=storage.statement_timeout_s,
+        )
+    if storage.backend != "sqlite":
+        raise ValueError(f"unknown storage backend {storage.backend!r}")
+    return SqliteStore(storage.path)
 
 
 def build_gateway(

@@ -41,7 +41,7 @@ from paymux.domain.records import (
 from paymux.observability import metrics
 from paymux.observability.logs import log, request_id_var, scrub_text
 from paymux.payments.service import PaymentService
-from paymux.store.base import Store
+from paymux.store.base import Store, StoreUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -153,6 +153,11 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             response = error_response(from_refusal(exc))
         except IllegalTransition as exc:  # a state the flow did not expect: never a 500
             response = error_response(invalid(exc.code, exc.message, status=409))
+        except StoreUnavailable as exc:  # the database is down or restarting: retry shortly
+            response = error_response(
+                ApiError(503, "api_error", "store_unavailable", "The database is unavailable")
+            )
+            response.headers["Retry-After"] = str(exc.retry_after_s)
         except web.HTTPRequestEntityTooLarge:
             response = error_response(
                 invalid("body_too_large", "The request body is too large", status=413)

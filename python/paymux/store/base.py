@@ -29,6 +29,14 @@ from paymux.domain.records import (
 )
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached right now (down, restarting, out of connections): the
+    write did not happen, or its outcome is unknown and recovery settles it. The API answers 503
+    with Retry-After; the pool reconnects by itself."""
+
+    retry_after_s = 1
+
+
 class Store(abc.ABC):
     """Persistence for the gateway. Every method is a coroutine; writes are atomic per call."""
 

@@ -39,7 +39,7 @@ from paymux.domain.records import (
     idempotency_state,
 )
 from paymux.store.base import Store
-from paymux.store.migrations import MIGRATIONS
+from paymux.store.migrations import SQLITE, migrations_for
 
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
@@ -1070,7 +1070,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         "applied_at REAL NOT NULL)"
     )
     applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-    for version, statements in MIGRATIONS:
+    for version, statements in migrations_for(SQLITE):
         if version in applied:
             continue
         conn.execute("BEGIN IMMEDIATE")
