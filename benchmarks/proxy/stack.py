@@ -148,7 +148,7 @@ def demo_key() -> str:
 
 def _default_toml(tree: Path | None = None) -> str:
     if tree is not None:
-        return (tree / "paymux" / "gateway" / "default.toml").read_text()
+        return (tree / "paymux" / "default.toml").read_text()
     return files("paymux").joinpath("default.toml").read_text()
 
 

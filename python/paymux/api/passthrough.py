@@ -202,6 +202,18 @@ def _fill_expiry(doc: Any, fields: CardFields, card: Any, get: Any, put: Any) ->
             else card.exp_year)  # fmt: skip
 
 
+_NAMES: dict[bytes, str] = {}  # decoded form names: a PSP's API has few, and they repeat
+
+
+def _unform_name(raw: bytes) -> str:
+    name = _NAMES.get(raw)
+    if name is None:
+        name = _unform(raw)
+        if len(_NAMES) < 4096 and len(raw) <= 128:
+            _NAMES[raw] = name
+    return name
+
+
 def _unform(raw: bytes) -> str:
     """One name or value of a form body, decoded (most need no unquoting)."""
     if b"%" in raw or b"+" in raw:
@@ -216,14 +228,14 @@ async def _form_body(
     """The form with its card tokens revealed and the connector's defaults filled in. Only the
     pairs that changed are re-encoded; the others go out byte for byte as the merchant sent them
     (the PSP reads its own malformed encodings: an undecodable body is forwarded as is)."""
-    chunks: list[tuple[str, bytes]] = []
+    chunks: list[tuple[str, bytes, bytes]] = []
     form: dict[str, str] = {}
     try:
         for chunk in body.split(b"&"):
             if chunk:
                 raw_name, _, raw_value = chunk.partition(b"=")
-                name = _unform(raw_name)
-                chunks.append((name, chunk))
+                name = _unform_name(raw_name)
+                chunks.append((name, raw_name, chunk))
                 form[name] = _unform(raw_value)
     except UnicodeDecodeError:
         return body
@@ -252,13 +264,13 @@ async def _form_body(
     # Pairs keep their order; a changed one is re-encoded once, new ones follow.
     parts: list[bytes] = []
     done: set[str] = set()
-    for name, chunk in chunks:
+    for name, raw_name, chunk in chunks:
         if name not in form:
             continue
         if form[name] == sent[name]:
             parts.append(chunk)
         elif name not in done:
-            parts.append(f"{quote_plus(name)}={quote_plus(form[name])}".encode())
+            parts.append(raw_name + b"=" + quote_plus(form[name]).encode())
             done.add(name)
     parts.extend(
         f"{quote_plus(n)}={quote_plus(v)}".encode() for n, v in form.items() if n not in sent

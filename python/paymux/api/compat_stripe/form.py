@@ -89,9 +89,32 @@ def parse_pairs(body: bytes) -> list[tuple[str, str]]:
     return pairs
 
 
+#: Bodies ``canonical`` parsed, by identity, with their pairs: the idempotency hash reads a
+#: request's body just before its handler does, so the handler's ``parse_form`` reuses (and
+#: drops) them. ``forget`` drops what a request left (a replay, an error before its handler):
+#: a body may hold a card number, and is not kept past its request.
+_parsed: dict[int, tuple[bytes, list[tuple[str, str]]]] = {}
+
+
 def parse_form(body: bytes) -> dict[str, Any]:
     """The nested parameters of a form body (or of a query string)."""
+    kept = _parsed.pop(id(body), None) if _parsed else None
+    if kept is not None and kept[0] is body:
+        return nest(kept[1])
     return nest(parse_pairs(body))
+
+
+def pending() -> bool:
+    return bool(_parsed)
+
+
+def forget(body: bytes | None) -> None:
+    if body is not None:
+        kept = _parsed.get(id(body))
+        if kept is not None and kept[0] is body:
+            del _parsed[id(body)]
+    if len(_parsed) > 1024:  # never expected: a leak guard
+        _parsed.clear()
 
 
 def nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -163,4 +186,6 @@ def canonical(body: bytes) -> bytes:
         pairs = parse_pairs(body)
     except StripeError:
         return body
+    if body:
+        _parsed[id(body)] = (body, pairs)
     return "&".join(f"{n}={v}" for n, v in sorted(pairs)).encode()

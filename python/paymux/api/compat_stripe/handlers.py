@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from paymux.api.compat_stripe import ids, params, render
+from paymux.api.compat_stripe import form, ids, params, render
 from paymux.api.compat_stripe.errors import StripeError
 from paymux.api.compat_stripe.form import canonical, nest, parse_form, parse_pairs
 from paymux.api.edge import RateLimited
@@ -138,7 +138,11 @@ def endpoint(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         request = _with_bearer(request)
         try:
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            finally:
+                if form.pending():
+                    await _forget_body(request)
         except web.HTTPRequestEntityTooLarge:
             response = StripeError(
                 413, "invalid_request_error", "The request body is too large", "body_too_large"
@@ -156,6 +160,17 @@ def endpoint(handler: Handler) -> Handler:
         return response
 
     return wrapper
+
+
+async def _forget_body(request: web.Request) -> None:
+    """Drop this request's parsed body from the form cache (its handler did not take it)."""
+    if not request.body_exists:
+        return
+    try:
+        body = await request.read()  # cached: the idempotency layer read it
+    except (web.HTTPException, ConnectionError, web.RequestPayloadError):
+        return
+    form.forget(body)
 
 
 def _answer_bound(state: IdempotencyState, record: IdempotencyRecord) -> web.Response:
