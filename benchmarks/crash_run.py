@@ -93,6 +93,7 @@ class Figures:
         self.changed_by_kind: Counter[str] = Counter()
         self.changed_examples: list[Any] = []
         self.requests = 0
+        self.start_failures = 0
 
 
 class Client:
@@ -188,6 +189,22 @@ async def flow(client: Client, rng: random.Random, n: int) -> None:
         left -= got[1]["amount"]
 
 
+async def start(
+    gateway: GatewayProcess, figures: Figures, crash_at: str | None = None, after: int | None = None
+) -> None:
+    """Start the gateway (recovery runs before it listens), retrying a start that fails."""
+    for _ in range(5):
+        try:
+            await gateway.start(crash_at=crash_at, crash_after=after, timeout_s=90.0)
+            return
+        except RuntimeError as exc:
+            figures.start_failures += 1
+            print(f"gateway start failed: {str(exc)[-1500:]}", file=sys.stderr, flush=True)
+            gateway.kill()
+            await asyncio.sleep(1.0)
+    raise RuntimeError("the gateway does not start any more")
+
+
 class Pace:
     """Spreads the kills over the run: kill i is due once flow thresholds[i] has started, and
     the clients wait (bounded by the killer's own bounds) if they run two kills ahead."""
@@ -217,14 +234,14 @@ async def killer(
             break
         if rng.random() < 0.6:
             point = rng.choice(POINTS)
-            await gateway.start(crash_at=point, crash_after=rng.randint(1, 30))
+            await start(gateway, figures, point, rng.randint(1, 30))
             if await gateway.wait_dead(timeout_s=20.0):
                 figures.kills[point] += 1
             else:  # that point was not reached in time: from outside, then
                 gateway.kill()
                 figures.kills["outside (armed, not reached)"] += 1
         else:
-            await gateway.start()
+            await start(gateway, figures)
             deadline = time.monotonic() + 20.0
             while pace.started < threshold and time.monotonic() < deadline and not done.is_set():
                 await asyncio.sleep(0.05)
@@ -233,7 +250,7 @@ async def killer(
             figures.kills["outside"] += 1
         pace.kills_done = i + 1
     if not gateway.alive():
-        await gateway.start()
+        await start(gateway, figures)
 
 
 def in_flight(db: Path) -> dict[str, int]:
@@ -299,15 +316,30 @@ async def run(args: argparse.Namespace) -> int:
                     pace.started += 1
                     await flow(client, random.Random(seeds[n]), n)
 
+            async def progress() -> None:
+                while True:
+                    await asyncio.sleep(30)
+                    print(
+                        f"[{time.monotonic() - t0:.0f} s] flows started {pace.started}, kills "
+                        f"{sum(figures.kills.values())}, gateway up {gateway.alive()}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+
+            ticker = asyncio.create_task(progress())
             workers = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
             await asyncio.gather(*workers)
+            ticker.cancel()
             done.set()
             try:
                 await kill_task
             except Exception as exc:  # noqa: BLE001 - reported, and the run goes on
                 print(f"killer stopped: {type(exc).__name__}: {str(exc)[:500]}")
             if not gateway.alive():
-                await gateway.start()
+                await start(gateway, figures)
+            print(
+                f"[{time.monotonic() - t0:.0f} s] flows done; settling", file=sys.stderr, flush=True
+            )
             # let the reconciler settle everything (bounded)
             deadline = time.monotonic() + 180
             left = in_flight(db)
@@ -382,6 +414,7 @@ async def run(args: argparse.Namespace) -> int:
         extra = f"  by connector {dict(by_connector)}" if kind == "amount_capturable" and n else ""
         print(f"  {kind:24} {n}{extra}")
     checks = {
+        "gateway_start_failures": figures.start_failures,
         "retries_without_final_answer": figures.not_final,
         "replays_with_another_answer": figures.changed_answer,
     }
