@@ -5,8 +5,6 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from paymux.routing import RoutingEngine
-
 from .scenario import Scenario
 from .simulator import (
     BIN_S,
@@ -14,10 +12,13 @@ from .simulator import (
     PolicyResult,
     World,
     hindsight_best_single,
-    routing_config,
+    make_router,
     run_policy,
     static_order,
 )
+
+#: recovery metrics: a PSP's share of a segment's first choices over this many segment payments
+SEG_WINDOW = 100
 
 POLICIES = [
     "paymux",  # dynamic + cascading: what the gateway does
@@ -35,48 +36,43 @@ POLICIES = [
 def run_all(sc: Scenario, seed: int) -> dict[str, Any]:
     world = World(sc, seed)
     names = world.psps
-    caps = world.capabilities
 
-    def engine(**over: Any) -> RoutingEngine:
-        return RoutingEngine(routing_config(sc, over), caps)
+    def run(name: str, over: dict[str, Any], **kw: Any) -> PolicyResult:
+        router, clock = make_router(world, over)
+        return run_policy(world, name, router=router, clock=clock, **kw)
 
     dyn = {"strategy": "dynamic", "connectors": names}
+    static = {"default": {"strategy": "priority", "connectors": static_order(world)}}
     results: dict[str, PolicyResult] = {}
-    results["paymux"] = run_policy(
-        world, "paymux", engine=engine(default=dyn, dynamic={"seed": seed}), timing=True
+    results["paymux"] = run(
+        "paymux", {"default": dyn, "dynamic": {"seed": seed}}, timing=True, score_ev=True
     )
-    results["paymux_no_cascade"] = run_policy(
-        world,
+    results["paymux_no_cascade"] = run(
         "paymux_no_cascade",
-        engine=engine(default=dyn, dynamic={"seed": seed}),
+        {"default": dyn, "dynamic": {"seed": seed}},
         cascade=False,
+        score_ev=True,
     )
-    results["paymux_no_exploration"] = run_policy(
-        world,
+    results["paymux_no_exploration"] = run(
         "paymux_no_exploration",
-        engine=engine(default=dyn, dynamic={"seed": seed, "exploration": 0.0}),
+        {"default": dyn, "dynamic": {"seed": seed, "exploration": 0.0}},
+        score_ev=True,
     )
-    results["static_priority"] = run_policy(
-        world,
-        "static_priority",
-        engine=engine(default={"strategy": "priority", "connectors": static_order(world)}),
-    )
-    results["static_priority_no_cascade"] = run_policy(
-        world,
-        "static_priority_no_cascade",
-        engine=engine(default={"strategy": "priority", "connectors": static_order(world)}),
-        cascade=False,
-    )
-    results["round_robin"] = run_policy(
-        world,
-        "round_robin",
-        engine=engine(default={"strategy": "split", "weights": {n: 1 for n in names}}),
+    results["static_priority"] = run("static_priority", static)
+    results["static_priority_no_cascade"] = run("static_priority_no_cascade", static, cascade=False)
+    results["round_robin"] = run(
+        "round_robin", {"default": {"strategy": "split", "weights": {n: 1 for n in names}}}
     )
     results["best_single"] = hindsight_best_single(world)
-    results["oracle"] = run_policy(world, "oracle", engine=None, oracle=True)
+    results["oracle"] = run_policy(world, "oracle", router=None, oracle=True)
     results["oracle_no_cascade"] = run_policy(
-        world, "oracle_no_cascade", engine=None, oracle=True, cascade=False
+        world, "oracle_no_cascade", router=None, oracle=True, cascade=False
     )
+    if any(ch.kind == "down" for ch in sc.changes):
+        # the ablation: the same path with stall detection off ([routing.stall] seconds = 0)
+        results["paymux_no_stall"] = run(
+            "paymux_no_stall", {"default": dyn, "dynamic": {"seed": seed}, "stall": {"seconds": 0}}
+        )
     return summarize(world, results)
 
 
@@ -127,9 +123,27 @@ def summarize(world: World, results: dict[str, PolicyResult]) -> dict[str, Any]:
                 else None
             ),
         }
+        row.update(
+            {
+                "double_authorizations_seen": r.double_auth_seen,
+                "late_authorizations": r.late_auths,
+                "late_authorizations_voided": r.late_voided,
+                "late_voided_pct": 100.0 * r.late_voided / r.late_auths if r.late_auths else None,
+                "late_hold_max_s": max(r.late_hold_s) if r.late_hold_s else None,
+                "pending_settled": r.pending_settled,
+                "explored_pct": (100.0 * r.explored / r.warm_payments if r.warm_payments else None),
+                "ev_agreement_pct": 100.0 * r.ev_agree / r.ev_pairs if r.ev_pairs else None,
+                "ev_first_pct": (100.0 * r.ev_first / r.ev_decisions if r.ev_decisions else None),
+                "cheap_agreement_pct": (
+                    100.0 * r.cheap_agree / r.cheap_pairs if r.cheap_pairs else None
+                ),
+                "cheap_pairs": r.cheap_pairs,
+            }
+        )
         if r.plans:
             row["plan_us"] = 1e6 * r.plan_seconds / r.plans
         row.update(outage_metrics(world, r, oracle))
+        row.update(recovery_metrics(world, r, oracle))
         out["policies"][name] = row
     p = results["paymux"]
     p0 = results["paymux_no_exploration"]
@@ -196,6 +210,93 @@ def outage_metrics(world: World, r: PolicyResult, oracle: PolicyResult) -> dict[
             res["fair_share"] = fair
             res["seconds_to_half_fair_share"] = back
         out[f"outage{n}"] = res
+    return out
+
+
+def _degradations(sc: Scenario) -> list[tuple[str, dict[str, str], float, float | None]]:
+    """(psp, match, degraded at, recovered at or None) for each degradation of some segments."""
+    out = []
+    for i, ch in enumerate(sc.changes):
+        if ch.kind != "degrade" or not ch.match:
+            continue
+        end = None
+        for later in sc.changes[i + 1 :]:
+            if later.psp == ch.psp and later.kind == "recover" and later.match == ch.match:
+                end = later.at
+                break
+        out.append((ch.psp, ch.match, ch.at, end))
+    return out
+
+
+def _share_crossing(
+    firsts: list[int], k: int, start: int, stop: int, threshold: float, above: bool
+) -> int | None:
+    """Segment payments from `start` until the PSP k's share of first choices over the last
+    SEG_WINDOW of them is >= threshold (above) or < threshold (not above); None: never."""
+    w = SEG_WINDOW
+    if stop - start < w:
+        return None
+    count = sum(1 for j in range(start, start + w) if firsts[j] == k)
+    for end in range(start + w, stop + 1):
+        share = count / w
+        if (share >= threshold) if above else (share < threshold):
+            return end - start
+        if end < stop:
+            count += (firsts[end] == k) - (firsts[end - w] == k)
+    return None
+
+
+def recovery_metrics(world: World, r: PolicyResult, oracle: PolicyResult) -> dict[str, Any]:
+    """For each degradation of a segment (declines alone, no breaker) followed by its recovery:
+    the segment's payments until the PSP has < half its fair share of that segment's first
+    choices (over SEG_WINDOW segment payments) after degrading, and >= half its fair share after
+    recovering (fair share: the oracle's share of that segment after the recovery)."""
+    sc = world.sc
+    out: dict[str, Any] = {}
+    for n, (psp, match, at, end) in enumerate(_degradations(sc)):
+        k = world.index[psp]
+        segs = [
+            i
+            for i, seg in enumerate(sc.segments)
+            if all(getattr(seg, key) == val for key, val in match.items())
+        ]
+        if not segs:
+            continue
+        s = max(segs, key=lambda i: len(r.seg_times[i]))
+        times, firsts = r.seg_times[s], r.seg_firsts[s]
+        o_times, o_firsts = oracle.seg_times[s], oracle.seg_firsts[s]
+        i_deg = next((i for i, t in enumerate(times) if t >= at), len(times))
+        i_rec = (
+            len(times)
+            if end is None
+            else next((i for i, t in enumerate(times) if t >= end), len(times))
+        )
+        o_deg = next((i for i, t in enumerate(o_times) if t >= at), len(o_times))
+        o_rec = (
+            len(o_times)
+            if end is None
+            else next((i for i, t in enumerate(o_times) if t >= end), len(o_times))
+        )
+        before = [f for f in o_firsts[:o_deg]]
+        fair_before = before.count(k) / len(before) if before else 0.0
+        res: dict[str, Any] = {
+            "psp": psp,
+            "segment": "|".join(match.get(x, "*") for x in ("brand", "country", "currency")),
+            "segment_rate_per_s": len(times) / sc.duration_s,
+            "payments_to_lose_half": _share_crossing(
+                firsts, k, i_deg, i_rec, fair_before / 2, above=False
+            ),
+        }
+        if end is not None:
+            after = o_firsts[o_rec:]
+            fair = after.count(k) / len(after) if after else 0.0
+            res["fair_share"] = fair
+            res["payments_to_half_fair_share"] = _share_crossing(
+                firsts, k, i_rec, len(firsts), fair / 2, above=True
+            )
+            tail = firsts[i_rec:]
+            res["share_after_recovery"] = tail.count(k) / len(tail) if tail else None
+        out[f"recovery{n}"] = res
     return out
 
 

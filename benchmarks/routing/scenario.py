@@ -72,6 +72,13 @@ class Scenario:
     soft_advice_share: float = 0.02  # of payments, soft declines that carry advice 21
     soft_correlation: float = 0.85  # Gaussian-copula correlation of one payment's PSP draws
     timeout_processed_share: float = 0.3  # a normal-time timeout the PSP did process anyway
+    # Of the timeouts the PSP did process: the share its status sync does not find yet (its index
+    # lags: the gateway cascades, and the authorization surfaces `late_surface_s` later: a late
+    # authorization the reconciler must void), and the share whose sync fails itself (the payment
+    # stays pending at that PSP until the reconciler's sync settles it).
+    sync_lag_share: float = 0.0
+    sync_error_share: float = 0.0
+    late_surface_s: float = 20.0
     max_attempts: int = 3
     deadline_s: float = 30.0
     static_order: list[str] | None = None  # default: by traffic-weighted base approval

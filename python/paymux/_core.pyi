@@ -257,6 +257,7 @@ class HealthBook:
         breaker_open_seconds: float = 5.0,
         breaker_max_open_seconds: float = 60.0,
         breaker_half_open_probes: int = 3,
+        evidence_half_life: float = 0.0,
     ) -> HealthBook: ...
     def record(
         self,
@@ -267,6 +268,7 @@ class HealthBook:
         now: float,
     ) -> None: ...
     def stats(self, connector: str, segment: str, now: float) -> HealthStats: ...
+    def psp_evidence(self, connector: str, segment: str, now: float) -> tuple[float, float]: ...
     def breaker_state(self, connector: str, now: float) -> _BreakerState: ...
     def allow_request(self, connector: str, now: float) -> bool: ...
     def snapshot(self, now: float) -> list[dict[str, Any]]: ...
@@ -280,19 +282,19 @@ class Estimate:
     @property
     def connector(self) -> str: ...
     @property
-    def approval(self) -> float: ...  # posterior mean, or a Thompson draw when explored
+    def approval(self) -> float: ...  # posterior mean (also when explored)
     @property
     def fee(self) -> int: ...
     @property
     def expected_value(self) -> float: ...  # approval * (amount - fee) - latency penalty
     @property
-    def samples(self) -> int: ...  # PSP-attributable attempts behind the estimate
+    def samples(self) -> int: ...  # weighted PSP-attributable attempts at `segment`, rounded
     @property
     def segment(self) -> str | None: ...  # None: the prior alone
     @property
     def breaker(self) -> _BreakerState: ...
     @property
-    def explored(self) -> bool: ...
+    def explored(self) -> bool: ...  # an exploration decision moved it to the front
     @property
     def probe(self) -> bool: ...  # a half-open breaker granted this candidate a probe slot
 

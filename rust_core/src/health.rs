@@ -9,6 +9,16 @@
 //! however old: a busy connector's count window covers its last few seconds, a rarely used one's
 //! keeps the evidence that exploration paid for (the selector's estimates rely on it).
 //!
+//! *Forgetting.* With `evidence_half_life = H > 0` the selector does not read the count window's
+//! raw counts but the weighted ones: an entry weighs `0.5^(age / H)`, where age is counted in
+//! attempts recorded under that segment by *any* connector since (the segment's clock). A busy
+//! connector's evidence stays fresh; a connector that lost the segment sees its old evidence fade
+//! while the segment's payments go elsewhere, so its posterior widens, exploration re-tests it and
+//! a recovered PSP wins the segment back. Measured in the segment's own attempts, not seconds, the
+//! forgetting is the same at 1 or 100 payments per second. The weighted sums are kept
+//! incrementally (decay on every push, the evicted entry's weight subtracted) and rebuilt exactly
+//! every `count_window` pushes, so float drift stays bounded.
+//!
 //! The breaker is driven only by technical outcomes (`technical`, `timeout`); issuer declines are
 //! a real answer from the PSP and count as successes for it (see decline-classes.md). When a
 //! breaker closes after successful probes, the technical failures are dropped from that
@@ -219,8 +229,32 @@ const WINDOW_COUNTERS: usize = OUTCOME_COUNT + LATENCY_BUCKETS;
 #[derive(Clone, Debug)]
 struct SegmentWindow {
     time: TimeRing<WINDOW_COUNTERS>,
-    recent: VecDeque<Outcome>,
+    /// the last `count_window` outcomes, each with the segment's clock when it was recorded
+    recent: VecDeque<(Outcome, u64)>,
     recent_counts: [u32; OUTCOME_COUNT],
+    /// weighted PSP evidence (successes, failures) as of the segment clock `decay_at`
+    ws: f64,
+    wf: f64,
+    decay_at: u64,
+    pushes: usize,
+}
+
+/// Whether an outcome says something about the PSP: Some(true) success, Some(false) failure.
+fn psp_side(o: Outcome) -> Option<bool> {
+    match o {
+        Outcome::Approved => Some(true),
+        Outcome::SoftRoute | Outcome::Technical | Outcome::Timeout => Some(false),
+        _ => None,
+    }
+}
+
+/// The weight of evidence `age` segment attempts old.
+pub fn decay_weight(age: u64, half_life: f64) -> f64 {
+    if half_life <= 0.0 || age == 0 {
+        1.0
+    } else {
+        0.5f64.powf(age as f64 / half_life)
+    }
 }
 
 impl SegmentWindow {
@@ -229,23 +263,76 @@ impl SegmentWindow {
             time: TimeRing::new(n_buckets),
             recent: VecDeque::with_capacity(count_window),
             recent_counts: [0; OUTCOME_COUNT],
+            ws: 0.0,
+            wf: 0.0,
+            decay_at: 0,
+            pushes: 0,
         }
     }
 
-    fn record(&mut self, epoch: i64, outcome: Outcome, latency: usize, count_window: usize) {
+    fn record(
+        &mut self,
+        epoch: i64,
+        outcome: Outcome,
+        latency: usize,
+        count_window: usize,
+        clock: u64,
+        half_life: f64,
+    ) {
         if !self
             .time
             .add(epoch, &[outcome as usize, OUTCOME_COUNT + latency])
         {
             return;
         }
+        let factor = decay_weight(clock.saturating_sub(self.decay_at), half_life);
+        self.ws *= factor;
+        self.wf *= factor;
+        self.decay_at = clock;
         if self.recent.len() == count_window {
-            if let Some(old) = self.recent.pop_front() {
+            if let Some((old, at)) = self.recent.pop_front() {
                 self.recent_counts[old as usize] -= 1;
+                let w = decay_weight(clock.saturating_sub(at), half_life);
+                match psp_side(old) {
+                    Some(true) => self.ws = (self.ws - w).max(0.0),
+                    Some(false) => self.wf = (self.wf - w).max(0.0),
+                    None => {}
+                }
             }
         }
-        self.recent.push_back(outcome);
+        self.recent.push_back((outcome, clock));
         self.recent_counts[outcome as usize] += 1;
+        match psp_side(outcome) {
+            Some(true) => self.ws += 1.0,
+            Some(false) => self.wf += 1.0,
+            None => {}
+        }
+        self.pushes += 1;
+        if self.pushes >= count_window {
+            self.rebuild(half_life);
+        }
+    }
+
+    /// Recompute the weighted sums exactly from the count window (as of `decay_at`).
+    fn rebuild(&mut self, half_life: f64) {
+        self.pushes = 0;
+        let (mut ws, mut wf) = (0.0, 0.0);
+        for &(o, at) in &self.recent {
+            let w = decay_weight(self.decay_at.saturating_sub(at), half_life);
+            match psp_side(o) {
+                Some(true) => ws += w,
+                Some(false) => wf += w,
+                None => {}
+            }
+        }
+        self.ws = ws;
+        self.wf = wf;
+    }
+
+    /// Weighted (successes, failures) as of the segment clock `clock`.
+    fn evidence(&self, clock: u64, half_life: f64) -> (f64, f64) {
+        let d = decay_weight(clock.saturating_sub(self.decay_at), half_life);
+        (self.ws * d, self.wf * d)
     }
 
     fn advance(&mut self, epoch: i64) {
@@ -253,10 +340,11 @@ impl SegmentWindow {
     }
 
     /// Forget the technical failures in the count window (the breaker just closed).
-    fn forgive_technical(&mut self) {
-        self.recent.retain(|o| !o.is_technical());
+    fn forgive_technical(&mut self, half_life: f64) {
+        self.recent.retain(|(o, _)| !o.is_technical());
         self.recent_counts[Outcome::Technical as usize] = 0;
         self.recent_counts[Outcome::Timeout as usize] = 0;
+        self.rebuild(half_life);
     }
 
     fn stats(&self) -> Stats {
@@ -488,6 +576,9 @@ pub struct HealthConfig {
     pub breaker_open_seconds: f64,
     pub breaker_max_open_seconds: f64,
     pub breaker_half_open_probes: u32,
+    /// Count-window evidence halves every this many attempts recorded under its segment (by any
+    /// connector); 0: no forgetting beyond the count window.
+    pub evidence_half_life: f64,
 }
 
 impl Default for HealthConfig {
@@ -502,6 +593,7 @@ impl Default for HealthConfig {
             breaker_open_seconds: 5.0,
             breaker_max_open_seconds: 60.0,
             breaker_half_open_probes: 3,
+            evidence_half_life: 0.0,
         }
     }
 }
@@ -564,6 +656,12 @@ impl HealthConfig {
         if self.breaker_max_open_seconds < self.breaker_open_seconds {
             return err("breaker_max_open_seconds must be at least breaker_open_seconds");
         }
+        if !(self.evidence_half_life.is_finite() && self.evidence_half_life >= 0.0) {
+            return err(format!(
+                "evidence_half_life must be a finite number >= 0, got {}",
+                self.evidence_half_life
+            ));
+        }
         Ok(())
     }
 }
@@ -589,6 +687,8 @@ pub struct HealthBook {
     cfg: HealthConfig,
     n_buckets: usize,
     connectors: FxHashMap<String, ConnectorHealth>,
+    /// per segment: attempts recorded under it by any connector (the clock evidence ages by)
+    clocks: FxHashMap<String, u64>,
 }
 
 /// The largest |now| accepted (year ~33,700): keeps bucket indices far from integer overflow.
@@ -611,6 +711,7 @@ impl HealthBook {
             n_buckets: cfg.n_buckets(),
             cfg,
             connectors: FxHashMap::default(),
+            clocks: FxHashMap::default(),
         })
     }
 
@@ -642,6 +743,8 @@ impl HealthBook {
         let latency = latency_bucket(latency_ms);
         let n = self.n_buckets;
         let count_window = self.cfg.count_window;
+        let half_life = self.cfg.evidence_half_life;
+        let clocks = &mut self.clocks;
         let entry = match self.connectors.get_mut(connector) {
             Some(e) => e,
             None => self
@@ -653,6 +756,16 @@ impl HealthBook {
                 }),
         };
         for &segment in segments {
+            let clock = match clocks.get_mut(segment) {
+                Some(c) => {
+                    *c += 1;
+                    *c
+                }
+                None => {
+                    clocks.insert(segment.to_owned(), 1);
+                    1
+                }
+            };
             let window = match entry.segments.get_mut(segment) {
                 Some(w) => w,
                 None => entry
@@ -660,14 +773,14 @@ impl HealthBook {
                     .entry(segment.to_owned())
                     .or_insert_with(|| SegmentWindow::new(n, count_window)),
             };
-            window.record(epoch, outcome, latency, count_window);
+            window.record(epoch, outcome, latency, count_window, clock, half_life);
         }
         let closed = entry
             .breaker
             .on_outcome(epoch, now, outcome.is_technical(), &self.cfg);
         if closed {
             for window in entry.segments.values_mut() {
-                window.forgive_technical();
+                window.forgive_technical(half_life);
             }
         }
         Ok(())
@@ -692,20 +805,25 @@ impl HealthBook {
             .unwrap_or_default())
     }
 
-    /// Count-window (successes, failures) that say something about the PSP, for the selector.
-    pub fn psp_evidence(&mut self, connector: &str, segment: &str, now: f64) -> (u64, u64) {
-        let epoch = self.epoch(now);
+    /// Count-window (successes, failures) that say something about the PSP, for the selector,
+    /// each entry weighted by its age in the segment's attempts (`evidence_half_life`).
+    pub fn psp_evidence(&mut self, connector: &str, segment: &str, _now: f64) -> (f64, f64) {
         match self
             .connectors
-            .get_mut(connector)
-            .and_then(|c| c.segments.get_mut(segment))
+            .get(connector)
+            .and_then(|c| c.segments.get(segment))
         {
             Some(w) => {
-                w.advance(epoch);
-                WindowCounts::new(recent_counts(w)).psp_successes_failures()
+                let clock = self.clocks.get(segment).copied().unwrap_or(0);
+                w.evidence(clock, self.cfg.evidence_half_life)
             }
-            None => (0, 0),
+            None => (0.0, 0.0),
         }
+    }
+
+    /// The segment's clock: attempts recorded under it by any connector.
+    pub fn segment_clock(&self, segment: &str) -> u64 {
+        self.clocks.get(segment).copied().unwrap_or(0)
     }
 
     /// Median latency of a (connector, segment) over the time window, for the selector.
@@ -784,14 +902,6 @@ impl HealthBook {
         rows.sort_by(|a, b| (&a.connector, &a.segment).cmp(&(&b.connector, &b.segment)));
         Ok(rows)
     }
-}
-
-fn recent_counts(w: &SegmentWindow) -> [u64; OUTCOME_COUNT] {
-    let mut out = [0u64; OUTCOME_COUNT];
-    for (o, c) in out.iter_mut().zip(w.recent_counts.iter()) {
-        *o = u64::from(*c);
-    }
-    out
 }
 
 #[cfg(test)]

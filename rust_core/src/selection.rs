@@ -1,54 +1,56 @@
 //! Selection: order candidate connectors by expected value = P(approval) × (amount − fee), with
-//! P(approval) estimated from the health windows, open breakers excluded and a bounded share of
-//! Thompson-sampling exploration.
+//! P(approval) the posterior mean estimated from the health windows, open breakers excluded, and
+//! a bounded share of Thompson-sampling exploration decided apart from the ranking.
 //!
 //! # The estimator, and why
 //!
-//! *Evidence.* For each candidate the count window of the finest segment with at least
-//! `min_samples` PSP-attributable attempts is used (else the segment with the most evidence,
-//! shrunk hard towards the prior). The count window is the last N attempts of that
-//! (connector, segment): a busy connector is judged on its last few seconds (a degradation moves
-//! traffic within ~N/8 attempts: about a second at 50 payments/s), a rarely used one keeps the
-//! evidence exploration bought instead of forgetting it with the time window and paying for it
-//! again every minute. Outage failures are forgiven when the breaker closes (see `health`).
+//! *Evidence.* For each candidate and segment level the count window's PSP-attributable outcomes,
+//! each weighted by its age in that segment's attempts (`evidence_half_life`, see `health`): a
+//! busy connector is judged on its last few seconds (a degradation moves traffic within a few
+//! dozen attempts), and a connector that lost a segment sees its old evidence fade while the
+//! segment's payments go elsewhere, so exploration re-tests it and a recovered PSP wins the
+//! segment back. Outage failures are forgiven when the breaker closes (see `health`).
 //!
 //! *What counts against a PSP.* Successes are `approved`; failures are `soft_route`, `technical`
 //! and `timeout`. `hard`, `fix_data` and `issuer_not_now` are the card's doing: the issuer would
 //! say the same to any PSP, so they are left out of the estimate entirely (counting them would
 //! punish whichever PSP happens to receive more bad cards, and cannot change which PSP is best).
 //! The estimate is therefore "P(approval | the card is approvable)", which orders candidates the
-//! same way as the unconditional probability and makes the comparison fair across PSPs.
+//! same way as the unconditional probability (the issuer's share is a common factor of every
+//! candidate's expected value) and makes the comparison fair across PSPs.
 //!
-//! *Posterior.* Beta(prior·k + s, (1 − prior)·k + f): k = 2 for a segment with enough evidence
-//! (the prior barely matters), k = `min_samples` when falling back to thin evidence (a handful of
-//! attempts must not swing the estimate), and exactly the prior with no evidence at all.
+//! *Posterior (hierarchical).* From the coarsest level to the finest, each level's posterior is
+//! Beta(m·k + s, (1 − m)·k + f) with m the posterior mean of the next coarser level and k its
+//! strength, capped at `min_samples` (above the coarsest: `prior_approval` with strength 2). A
+//! segment needs about `min_samples` of (weighted) evidence before its own figures outweigh its
+//! parent's; a segment nobody has tried yet borrows the connector's figures from the coarser
+//! levels, but only as firmly as they are known: a connector whose evidence has faded everywhere
+//! is back to a wide posterior around the prior, which exploration re-tests. The finest level's
+//! posterior is the candidate's.
 //!
-//! *Exploration.* With probability `exploration` a ranking is an exploration ranking: every
-//! candidate's approval is a Thompson draw from its posterior instead of the posterior mean.
-//! Otherwise the ranking is greedy on the mean (deterministic for given windows). This bounds the
-//! cost of exploration by `exploration × (approval gap)` (2% × a 5-point gap ≈ 0.1% of approvals),
-//! and it decays with evidence by itself: once posteriors are well separated an exploration draw
-//! reproduces the greedy order, so only genuinely uncertain candidates get traffic.
-//! A candidate with fewer than `min_samples` attempts in the *finest* segment is under-explored:
-//! it is always ranked by a Thompson draw (from whatever coarser evidence or prior it has), so a
-//! PSP that is best for one segment but mediocre overall gets enough traffic there to show it;
-//! once it has `min_samples` there, this forced exploration stops for good (the count window does
-//! not forget). `exploration = 0` turns off both: pure greedy, fully deterministic. Pure Thompson
-//! sampling was rejected because over a sliding window evidence never accumulates past the window,
-//! so its exploration never decays below a floor that can exceed the budget; sliding-window UCB
-//! was rejected because its bonus is deterministic (every payment of a burst explores the same
-//! arm) and needs a tuned constant for the same effect.
+//! *Ranking.* Always the posterior mean: EV = mean × (amount − fee) − latency penalty; the
+//! estimates report means. Ties keep the candidates' order.
+//!
+//! *Exploration*, separate from the ranking. With probability `exploration` a decision is an
+//! exploration decision: one Thompson draw from each admitted candidate's posterior, and if the
+//! candidate with the best drawn EV is not the greedy leader, it is moved to the front (the rest
+//! keeps the greedy order) and marked `explored`. The share of traffic it costs is at most
+//! `exploration` and decays with evidence by itself: a candidate whose posterior is confidently
+//! below the leader's rarely wins a draw, while one whose evidence has faded (or never existed)
+//! wins often enough to be re-tested. `exploration = 0`: pure greedy, fully deterministic.
 //!
 //! *Breakers.* Open breakers are excluded; a half-open one is included only when
 //! `allow_request` grants it a probe slot, and then goes first (a probe nobody tries never closes
-//! the breaker; the orchestrator cascades if the probe fails). If every candidate is excluded, all
-//! are returned, soonest-to-half-open first, so a payment is never left with nowhere to go.
+//! the breaker; the orchestrator cascades if the probe fails); no exploration then. If every
+//! candidate is excluded, all are returned, soonest-to-half-open first, so a payment is never left
+//! with nowhere to go.
 
 use std::fmt;
 
 use crate::health::{BreakerState, HealthBook};
 
-/// Prior strength (pseudo-attempts) when the chosen segment has at least `min_samples`.
+/// Strength (pseudo-attempts) of `prior_approval` above the coarsest level: weak, so that a
+/// connector with no (or faded) evidence has a wide posterior and exploration re-tests it.
 pub const PRIOR_STRENGTH: f64 = 2.0;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -244,6 +246,42 @@ pub struct Ranking {
     pub estimates: Vec<Estimate>,
 }
 
+/// The candidate's posterior Beta(a, b) at the finest level (hierarchical, see the module
+/// docs), the level its estimate mostly comes from (the finest with `min_samples` of weighted
+/// evidence, else the finest with any) and that level's evidence, rounded.
+fn posterior(
+    book: &mut HealthBook,
+    cfg: &SelectorConfig,
+    connector: &str,
+    segments: &[&str],
+    k: f64,
+) -> (f64, f64, Option<usize>, u64) {
+    let mut m = cfg.prior_approval;
+    let mut strength = PRIOR_STRENGTH;
+    let (mut a, mut b) = (m * strength, (1.0 - m) * strength);
+    let mut enough: Option<(usize, f64)> = None;
+    let mut any: Option<(usize, f64)> = None;
+    for si in (0..segments.len()).rev() {
+        let (s, f) = book.psp_evidence(connector, segments[si], 0.0);
+        a = m * strength + s;
+        b = (1.0 - m) * strength + f;
+        m = a / (a + b);
+        // a level lends its children at most `min_samples`, and never more than it has
+        strength = k.min(a + b);
+        let n = s + f;
+        if n >= k {
+            enough = Some((si, n));
+        }
+        if n > 0.0 {
+            any = Some((si, n));
+        }
+    }
+    match enough.or(any) {
+        Some((si, n)) => (a, b, Some(si), n.round() as u64),
+        None => (a, b, None, 0),
+    }
+}
+
 /// Rank `candidates` for a payment of `amount` (minor units) with `fees[i]` the fee of candidate i.
 #[allow(clippy::too_many_arguments)]
 pub fn rank(
@@ -275,35 +313,12 @@ pub fn rank(
         }
     }
     let explore = cfg.exploration > 0.0 && rng.uniform() < cfg.exploration;
+    let k = cfg.min_samples as f64;
     let mut estimates = Vec::with_capacity(candidates.len());
+    let mut posteriors = Vec::with_capacity(candidates.len());
     for (ci, &connector) in candidates.iter().enumerate() {
-        let mut chosen: Option<(usize, u64, u64)> = None;
-        let mut thin: Option<(usize, u64, u64)> = None;
-        let mut finest = 0;
-        for (si, &segment) in segments.iter().enumerate() {
-            let (s, f) = book.psp_evidence(connector, segment, now);
-            let n = s + f;
-            if si == 0 {
-                finest = n;
-            }
-            if n >= cfg.min_samples {
-                chosen = Some((si, s, f));
-                break;
-            }
-            if n > 0 && thin.is_none_or(|(_, ts, tf)| n > ts + tf) {
-                thin = Some((si, s, f));
-            }
-        }
-        let (segment, s, f, k) = match (chosen, thin) {
-            (Some((si, s, f)), _) => (Some(si), s, f, PRIOR_STRENGTH),
-            (None, Some((si, s, f))) => (Some(si), s, f, cfg.min_samples as f64),
-            (None, None) => (None, 0, 0, cfg.min_samples as f64),
-        };
-        let a = cfg.prior_approval * k + s as f64;
-        let b = (1.0 - cfg.prior_approval) * k + f as f64;
-        let under_explored = cfg.exploration > 0.0 && finest < cfg.min_samples;
-        let drawn = explore || under_explored;
-        let approval = if drawn { rng.beta(a, b) } else { a / (a + b) };
+        let (a, b, segment, samples) = posterior(book, cfg, connector, segments, k);
+        let approval = a / (a + b);
         let latency = match segment {
             Some(si) if cfg.latency_penalty_per_ms > 0.0 => book
                 .latency_p50(connector, segments[si], now)
@@ -312,17 +327,19 @@ pub fn rank(
         };
         let fee = fees[ci];
         let margin = amount as f64 - fee as f64;
-        let expected_value = approval * margin - cfg.latency_penalty_per_ms * latency;
+        let penalty = cfg.latency_penalty_per_ms * latency;
+        let expected_value = approval * margin - penalty;
         let view = book.breaker_view(connector, now);
+        posteriors.push((a, b, margin, penalty));
         estimates.push(Estimate {
             candidate: ci,
             approval,
             fee,
             expected_value,
-            samples: s + f,
+            samples,
             segment,
             breaker: view.state,
-            explored: drawn,
+            explored: false,
             probe: false,
             retry_in: view.retry_in,
         });
@@ -351,7 +368,7 @@ pub fn rank(
             .then(eb.expected_value.total_cmp(&ea.expected_value))
             .then(a.cmp(b))
     };
-    let order = if admitted.is_empty() {
+    let mut order = if admitted.is_empty() {
         let mut all: Vec<usize> = (0..candidates.len()).collect();
         all.sort_by(|a, b| {
             estimates[*a]
@@ -364,6 +381,24 @@ pub fn rank(
         admitted.sort_by(by_value);
         admitted
     };
+    if explore && order.len() > 1 && !estimates[order[0]].probe {
+        // One draw per candidate, in the greedy order (reproducible for a seed).
+        let mut best = 0;
+        let mut best_ev = f64::NEG_INFINITY;
+        for (pos, &ci) in order.iter().enumerate() {
+            let (a, b, margin, penalty) = posteriors[ci];
+            let ev = rng.beta(a, b) * margin - penalty;
+            if ev > best_ev {
+                best_ev = ev;
+                best = pos;
+            }
+        }
+        if best > 0 {
+            let ci = order.remove(best);
+            order.insert(0, ci);
+            estimates[ci].explored = true;
+        }
+    }
     Ok(Ranking { order, estimates })
 }
 
@@ -419,7 +454,12 @@ mod tests {
         assert_eq!(names(&r, &cands), ["a", "b"]);
         assert_eq!(r.estimates[1].segment, Some(0));
         assert_eq!(r.estimates[1].samples, 100);
-        assert!((r.estimates[1].approval - (0.8 * 2.0 + 90.0) / 102.0).abs() < 1e-12);
+        // hierarchical: each level's prior is the next coarser level's mean, strength 30
+        let mut m = (0.8 * 2.0 + 90.0) / 102.0;
+        for _ in 1..SEGS.len() {
+            m = (m * 30.0 + 90.0) / 130.0;
+        }
+        assert!((r.estimates[1].approval - m).abs() < 1e-12);
         // a's fee eats more than its approval edge
         let r = rank(
             &mut b,
@@ -472,12 +512,17 @@ mod tests {
         assert_eq!(r.estimates[1].segment, None);
         assert_eq!(r.estimates[1].samples, 0);
         assert!((r.estimates[1].approval - 0.8).abs() < 1e-12);
-        // only thin evidence anywhere: shrunk towards the prior with strength min_samples
+        // the thin finest level is shrunk towards the coarser one's mean (40/40 at "visa", which
+        // itself knows only the weak prior above it)
+        let visa = (0.8 * 2.0 + 40.0) / 42.0;
+        let fine = (visa * 30.0 + 5.0) / 40.0;
+        assert!((r.estimates[0].approval - fine).abs() < 1e-12);
+        // only thin evidence anywhere: the weak prior is all there is to shrink towards
         let mut b = book();
         feed(&mut b, "a", &["visa|DE"], 0, 10, 0.0);
         let r = rank(&mut b, &greedy(), &mut rng, &["a"], &SEGS, 100, &[0], 0.0).unwrap();
         assert_eq!(r.estimates[0].segment, Some(0));
-        assert!((r.estimates[0].approval - 24.0 / 40.0).abs() < 1e-12);
+        assert!((r.estimates[0].approval - 1.6 / 12.0).abs() < 1e-12);
     }
 
     #[test]
@@ -578,62 +623,95 @@ mod tests {
         let r1 = run(7);
         assert_eq!(r1, run(7));
         assert_ne!(r1, run(8));
-        let explored = r1.iter().filter(|r| r.estimates[0].explored).count();
-        assert!((20..=70).contains(&explored), "{explored} of 2000 at 2%");
-        let not_a_first = r1.iter().filter(|r| r.order[0] != 0).count();
-        assert!(not_a_first <= explored);
-        assert!(r1
+        // exploration is decided apart from the ranking: only an explored candidate ever
+        // displaces the greedy leader, it is the one marked, and estimates stay posterior means
+        let explored = r1
             .iter()
-            .filter(|r| !r.estimates[0].explored)
-            .all(|r| r.order[0] == 0));
+            .filter(|r| r.estimates.iter().any(|e| e.explored))
+            .count();
+        assert!(explored <= 70, "{explored} of 2000 at 2%");
+        assert!(explored > 0);
+        for r in &r1 {
+            let marked: Vec<usize> = r
+                .estimates
+                .iter()
+                .filter(|e| e.explored)
+                .map(|e| e.candidate)
+                .collect();
+            match marked.as_slice() {
+                [] => assert_eq!(r.order, vec![0, 1, 2]),
+                [c] => assert_eq!(r.order[0], *c),
+                _ => panic!("two candidates explored at once"),
+            }
+            let greedy_a = r1[0].estimates[0].approval;
+            assert_eq!(r.estimates[0].approval, greedy_a);
+        }
     }
 
     #[test]
-    fn under_explored_candidates_are_drawn_until_the_finest_segment_has_min_samples() {
-        let mut b = book();
-        feed(&mut b, "a", &SEGS, 90, 10, 0.0);
-        // "b" is known only at the coarse level, and looks worse there
-        feed(&mut b, "b", &["visa", "*"], 85, 15, 0.0);
+    fn a_psp_that_lost_a_segment_is_retested_and_wins_it_back_once_its_evidence_fades() {
+        let cfg = HealthConfig {
+            count_window: 500,
+            evidence_half_life: 300.0,
+            ..HealthConfig::default()
+        };
+        let mut b = HealthBook::new(cfg).unwrap();
+        let segs = ["visa|DE"];
+        // "a" was poor (80%) and lost the segment to "b" (89%)
+        feed(&mut b, "a", &segs, 400, 100, 0.0);
         let cands = ["a", "b"];
-        let mut rng = Rng::seeded(5);
-        let cfg = SelectorConfig::default();
-        let runs: Vec<Ranking> = (0..1000)
-            .map(|_| rank(&mut b, &cfg, &mut rng, &cands, &SEGS, 100, &[0, 0], 0.0).unwrap())
-            .collect();
-        assert!(runs.iter().all(|r| r.estimates[1].explored));
-        let b_first = runs.iter().filter(|r| r.order[0] == 1).count();
-        assert!(
-            b_first > 5,
-            "b gets some traffic to prove itself: {b_first}"
-        );
-        // with min_samples in the finest segment, only the exploration share remains
-        feed(&mut b, "b", &["visa|DE"], 24, 6, 0.0);
-        let r = rank(
-            &mut b,
-            &greedy(),
-            &mut rng,
-            &cands,
-            &SEGS,
-            100,
-            &[0, 0],
-            0.0,
-        )
+        let mut rng = Rng::seeded(11);
+        let sel = SelectorConfig::default();
+        let mut a_first = 0;
+        // 3000 payments: "b" approves 89%; "a" has recovered to 95% (it only shows if tried)
+        let mut u = Rng::seeded(12);
+        for i in 0..3000 {
+            let r = rank(&mut b, &sel, &mut rng, &cands, &segs, 100, &[0, 0], 1.0).unwrap();
+            let first = r.order[0];
+            let p = if first == 0 { 0.95 } else { 0.89 };
+            let outcome = if u.uniform() < p {
+                Outcome::Approved
+            } else {
+                Outcome::SoftRoute
+            };
+            b.record(cands[first], &segs, outcome, 10.0, 1.0).unwrap();
+            if i >= 2000 && first == 0 {
+                a_first += 1;
+            }
+        }
+        assert!(a_first > 500, "a first in {a_first} of the last 1000");
+        // without forgetting, the old evidence keeps it away
+        let mut b = HealthBook::new(HealthConfig {
+            count_window: 500,
+            ..HealthConfig::default()
+        })
         .unwrap();
-        assert!(!r.estimates[1].explored);
-        // exploration = 0 never draws
-        let mut fresh = book();
-        let r = rank(
-            &mut fresh,
-            &greedy(),
-            &mut rng,
-            &cands,
-            &SEGS,
-            100,
-            &[0, 0],
-            0.0,
-        )
-        .unwrap();
-        assert!(r.estimates.iter().all(|e| !e.explored && e.approval == 0.8));
+        feed(&mut b, "a", &segs, 400, 100, 0.0);
+        feed(&mut b, "b", &segs, 445, 55, 0.0);
+        let before = b.psp_evidence("a", "visa|DE", 0.0);
+        assert_eq!(before, (400.0, 100.0));
+    }
+
+    #[test]
+    fn evidence_fades_with_the_segments_own_attempts() {
+        let cfg = HealthConfig {
+            count_window: 100,
+            evidence_half_life: 50.0,
+            ..HealthConfig::default()
+        };
+        let mut b = HealthBook::new(cfg).unwrap();
+        feed(&mut b, "a", &["s"], 10, 0, 0.0);
+        let (s0, _) = b.psp_evidence("a", "s", 0.0);
+        // the 10 entries are 0..9 attempts old
+        let want: f64 = (0..10).map(|i| 0.5f64.powf(i as f64 / 50.0)).sum();
+        assert!((s0 - want).abs() < 1e-9, "{s0} vs {want}");
+        // 50 attempts by another connector in the same segment halve a's evidence
+        feed(&mut b, "b", &["s"], 50, 0, 0.0);
+        let (s1, _) = b.psp_evidence("a", "s", 0.0);
+        assert!((s1 - want / 2.0).abs() < 1e-9);
+        // other segments' traffic does not age it
+        feed(&mut b, "b", &["t"], 50, 0, 0.0);
+        assert_eq!(b.psp_evidence("a", "s", 0.0), (s1, 0.0));
     }
 
     #[test]

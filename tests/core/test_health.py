@@ -148,3 +148,28 @@ def test_concurrent_records_from_threads_are_all_counted():
     for t in threads:
         t.join()
     assert book.stats("a", "*", 1.0).total == 20_000
+
+
+@pytest.mark.parametrize("Book", [_core.HealthBook, ref.HealthBook], ids=["rust", "reference"])
+def test_evidence_fades_with_the_segments_own_attempts(Book):
+    book = Book(count_window=100, evidence_half_life=50.0)
+    for _ in range(10):
+        book.record("a", ["s", "*"], "approved", 10.0, 0.0)
+    book.record("a", ["s", "*"], "issuer_not_now", 10.0, 0.0)  # the card's doing: no evidence
+    want = sum(0.5 ** (age / 50.0) for age in range(1, 11))
+    assert book.psp_evidence("a", "s", 0.0) == pytest.approx((want, 0.0))
+    for _ in range(50):  # 50 attempts at another PSP in the same segment halve a's evidence
+        book.record("b", ["s", "*"], "soft_route", 10.0, 0.0)
+    assert book.psp_evidence("a", "s", 0.0) == pytest.approx((want / 2, 0.0))
+    assert book.psp_evidence("b", "s", 0.0)[1] == pytest.approx(
+        sum(0.5 ** (age / 50.0) for age in range(50))
+    )
+    for _ in range(50):  # traffic elsewhere does not age it
+        book.record("b", ["t"], "approved", 10.0, 0.0)
+    assert book.psp_evidence("a", "s", 0.0) == pytest.approx((want / 2, 0.0))
+    # no forgetting: plain count-window counts
+    plain = Book(count_window=100)
+    for _ in range(7):
+        plain.record("a", "s", "approved", 10.0, 0.0)
+    plain.record("a", "s", "timeout", 10.0, 0.0)
+    assert plain.psp_evidence("a", "s", 0.0) == (7.0, 1.0)

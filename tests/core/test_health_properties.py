@@ -4,6 +4,7 @@ one histogram bucket)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from paymux import _core
@@ -25,6 +26,7 @@ configs = st.fixed_dictionaries(
         "breaker_open_seconds": st.sampled_from([0.5, 1.0, 5.0]),
         "breaker_max_open_seconds": st.sampled_from([5.0, 20.0]),
         "breaker_half_open_probes": st.sampled_from([1, 2, 3]),
+        "evidence_half_life": st.sampled_from([0.0, 2.0, 40.0]),
     }
 ).filter(lambda c: c["bucket_seconds"] <= c["window_seconds"])
 
@@ -85,6 +87,12 @@ def test_rust_and_reference_agree_on_random_outcome_streams(config, ops, start):
         elif kind == "stats":
             for segment in segments:
                 same_stats(rust.stats(connector, segment, now), py.stats(connector, segment, now))
+                # the selector's age-weighted evidence (evidence_half_life)
+                er, ep = (
+                    rust.psp_evidence(connector, segment, now),
+                    py.psp_evidence(connector, segment, now),
+                )
+                assert er == pytest.approx(ep, rel=1e-9, abs=1e-12)
         elif kind == "breaker":
             assert rust.breaker_state(connector, now) == py.breaker_state(connector, now)
         elif kind == "allow":

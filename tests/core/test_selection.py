@@ -1,5 +1,6 @@
-"""Selection through the Python binding: ordering, fallbacks, breakers, seeds, and agreement with
-the pure-Python reference on greedy rankings (exploration=0)."""
+"""Selection through the Python binding: ordering by posterior-mean expected value, the
+hierarchical fallback, forgetting, exploration apart from the ranking, breakers, seeds, and
+agreement with the pure-Python reference on greedy rankings (exploration=0)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ from paymux.reference import health as ref_health
 from paymux.reference import selection as ref_selection
 
 SEGMENTS = ["visa|DE|EUR", "visa|DE", "visa", "*"]
+
+
+def hierarchical(levels, prior=0.8, k=30.0):
+    """The expected posterior mean: (s, f) per level, coarsest first (see selection.rs)."""
+    m, strength = prior, 2.0
+    for s, f in levels:
+        a, b = m * strength + s, (1 - m) * strength + f
+        m, strength = a / (a + b), min(k, a + b)
+    return m
 
 
 def feed(book, connector, segments, approved, failed, now=0.0, failure="soft_route"):
@@ -42,7 +52,7 @@ def test_candidates_are_ordered_by_expected_value_net_of_fees(impls):
         100,
         "visa|DE|EUR",
     )
-    assert adyen.approval == pytest.approx(91.6 / 102)
+    assert adyen.approval == pytest.approx(hierarchical([(90, 10)] * 4))
     assert adyen.expected_value == pytest.approx(adyen.approval * 9_900)
     assert adyen.breaker == "closed" and not adyen.explored and not adyen.probe
     # a fee that eats the approval edge flips the order
@@ -73,8 +83,64 @@ def test_thin_fine_segments_fall_back_to_coarser_ones_then_to_the_prior(impls):
         ["a", "new"], SEGMENTS, 100, [0, 0], 0.0
     )
     assert r.estimates[0].segment == "visa"
+    assert r.estimates[0].approval == pytest.approx(
+        hierarchical([(0, 0), (50, 10), (0, 0), (3, 0)], prior=0.7)
+    )
     assert r.estimates[1].segment is None
     assert r.estimates[1].approval == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("impl", ["rust", "reference"])
+def test_a_psp_that_lost_a_segment_wins_it_back_after_recovering(impl):
+    """Declines alone (no breaker) made "a" lose the segment; its evidence then fades with the
+    segment's own attempts, exploration re-tests it, and once it is better again it leads."""
+    Book, Selector = (
+        (_core.HealthBook, _core.Selector)
+        if impl == "rust"
+        else (ref_health.HealthBook, ref_selection.Selector)
+    )
+    book = Book(count_window=500, evidence_half_life=300.0)
+    feed(book, "a", SEGMENTS, 400, 100)  # 80%: it lost the segment to b
+    selector = Selector(book, exploration=0.02, seed=3)
+    import random
+
+    rng = random.Random(4)
+    firsts = []
+    for _ in range(5000):
+        r = selector.rank(["a", "b"], SEGMENTS, 1000, [0, 0], 1.0)
+        first = r.order[0]
+        firsts.append(first)
+        p = 0.95 if first == "a" else 0.89  # a has recovered: only trying it shows it
+        book.record(first, SEGMENTS, "approved" if rng.random() < p else "soft_route", 10.0, 1.0)
+        # estimates are posterior means, never draws; only a moved candidate is `explored`
+        assert sum(e.explored for e in r.estimates) <= 1
+        assert all(not e.explored or e.connector == first for e in r.estimates)
+    assert firsts[:200].count("a") < 50
+    assert firsts[-1000:].count("a") > 800
+    # no forgetting: the old evidence keeps "a" away for good
+    book = Book(count_window=500)
+    feed(book, "a", SEGMENTS, 400, 100)
+    feed(book, "b", SEGMENTS, 445, 55)
+    greedy = Selector(book, exploration=0.0)
+    assert greedy.rank(["a", "b"], SEGMENTS, 1000, [0, 0], 1.0).order[0] == "b"
+
+
+def test_exploration_never_changes_the_estimates_only_the_order():
+    book = _core.HealthBook()
+    feed(book, "a", SEGMENTS, 85, 15)
+    feed(book, "b", SEGMENTS, 80, 20)
+    greedy = _core.Selector(book, exploration=0.0).rank(["a", "b"], SEGMENTS, 100, [0, 0], 1.0)
+    selector = _core.Selector(book, exploration=0.5, seed=9)
+    moved = 0
+    for _ in range(400):
+        r = selector.rank(["a", "b"], SEGMENTS, 100, [0, 0], 1.0)
+        assert [e.approval for e in r.estimates] == [e.approval for e in greedy.estimates]
+        if r.order != greedy.order:
+            moved += 1
+            assert r.estimates[1].explored and not r.estimates[0].explored
+        else:
+            assert not any(e.explored for e in r.estimates)
+    assert 0 < moved < 200
 
 
 def test_open_breakers_are_skipped_but_a_payment_always_gets_a_candidate(impls):
@@ -158,14 +224,18 @@ events = st.lists(
     prior=st.sampled_from([0.5, 0.8]),
     n_candidates=st.integers(1, 4),
     amount=st.integers(0, 100_000),
+    count_window=st.sampled_from([5, 200]),
+    half_life=st.sampled_from([0.0, 3.0, 50.0]),
 )
 def test_rust_and_reference_rank_alike_without_exploration(
-    history, min_samples, penalty, prior, n_candidates, amount
+    history, min_samples, penalty, prior, n_candidates, amount, count_window, half_life
 ):
     kw = {
         "breaker_consecutive_failures": 3,
         "breaker_open_seconds": 1.0,
         "breaker_half_open_probes": 2,
+        "count_window": count_window,
+        "evidence_half_life": half_life,
     }
     books = (_core.HealthBook(**kw), ref_health.HealthBook(**kw))
     sel = [
@@ -197,5 +267,5 @@ def test_rust_and_reference_rank_alike_without_exploration(
                     y.probe,
                     y.explored,
                 )
-                assert x.approval == y.approval
+                assert x.approval == pytest.approx(y.approval, rel=1e-12, abs=1e-15)
                 assert x.expected_value == pytest.approx(y.expected_value, rel=1e-12)

@@ -94,30 +94,79 @@ class _TimeRing:
         self.total = [0] * self.k
 
 
+_SUCCESS = _INDEX["approved"]
+_FAILURES = frozenset({_INDEX["soft_route"], _INDEX["technical"], _INDEX["timeout"]})
+
+
+def decay_weight(age: int, half_life: float) -> float:
+    """The weight of evidence `age` segment attempts old."""
+    if half_life <= 0.0 or age == 0:
+        return 1.0
+    return 0.5 ** (age / half_life)
+
+
 class _SegmentWindow:
     def __init__(self, n: int, count_window: int) -> None:
         self.time = _TimeRing(n, _N_OUT + LATENCY_BUCKETS)
-        self.recent: deque[int] = deque()
+        self.recent: deque[tuple[int, int]] = deque()  # (outcome, segment clock when recorded)
         self.recent_counts = [0] * _N_OUT
         self.count_window = count_window
+        # weighted PSP evidence (successes, failures) as of the segment clock `decay_at`
+        self.ws = 0.0
+        self.wf = 0.0
+        self.decay_at = 0
+        self.pushes = 0
 
-    def record(self, epoch: int, outcome: int, latency: int) -> None:
+    def record(self, epoch: int, outcome: int, latency: int, clock: int, half_life: float) -> None:
         if not self.time.add(epoch, (outcome, _N_OUT + latency)):
             return
+        factor = decay_weight(max(0, clock - self.decay_at), half_life)
+        self.ws *= factor
+        self.wf *= factor
+        self.decay_at = clock
         if len(self.recent) == self.count_window:
-            old = self.recent.popleft()
+            old, at = self.recent.popleft()
             self.recent_counts[old] -= 1
-        self.recent.append(outcome)
+            w = decay_weight(max(0, clock - at), half_life)
+            if old == _SUCCESS:
+                self.ws = max(0.0, self.ws - w)
+            elif old in _FAILURES:
+                self.wf = max(0.0, self.wf - w)
+        self.recent.append((outcome, clock))
         self.recent_counts[outcome] += 1
+        if outcome == _SUCCESS:
+            self.ws += 1.0
+        elif outcome in _FAILURES:
+            self.wf += 1.0
+        self.pushes += 1
+        if self.pushes >= self.count_window:
+            self.rebuild(half_life)
+
+    def rebuild(self, half_life: float) -> None:
+        """Recompute the weighted sums exactly from the count window (as of `decay_at`)."""
+        self.pushes = 0
+        ws = wf = 0.0
+        for o, at in self.recent:
+            w = decay_weight(max(0, self.decay_at - at), half_life)
+            if o == _SUCCESS:
+                ws += w
+            elif o in _FAILURES:
+                wf += w
+        self.ws, self.wf = ws, wf
+
+    def evidence(self, clock: int, half_life: float) -> tuple[float, float]:
+        d = decay_weight(max(0, clock - self.decay_at), half_life)
+        return self.ws * d, self.wf * d
 
     def advance(self, epoch: int) -> None:
         self.time.advance(epoch)
 
-    def forgive_technical(self) -> None:
+    def forgive_technical(self, half_life: float) -> None:
         """Drop technical failures from the count window (the breaker just closed)."""
-        self.recent = deque(o for o in self.recent if o not in _TECHNICAL)
+        self.recent = deque((o, at) for o, at in self.recent if o not in _TECHNICAL)
         for o in _TECHNICAL:
             self.recent_counts[o] = 0
+        self.rebuild(half_life)
 
 
 @dataclass(frozen=True)
@@ -273,6 +322,7 @@ class HealthBook:
         breaker_open_seconds: float = 5.0,
         breaker_max_open_seconds: float = 60.0,
         breaker_half_open_probes: int = 3,
+        evidence_half_life: float = 0.0,
     ) -> None:
         for name, v, hi in (
             ("count_window", count_window, 1_000_000),
@@ -300,6 +350,12 @@ class HealthBook:
             raise ValueError("breaker_failure_rate must be in (0, 1]")
         if breaker_max_open_seconds < breaker_open_seconds:
             raise ValueError("breaker_max_open_seconds must be at least breaker_open_seconds")
+        if not (math.isfinite(evidence_half_life) and evidence_half_life >= 0):
+            raise ValueError(
+                f"evidence_half_life must be a finite number >= 0, got {evidence_half_life}"
+            )
+        self.evidence_half_life = float(evidence_half_life)
+        self._clocks: dict[str, int] = {}  # per segment: attempts recorded under it (any connector)
         self.bucket_seconds = float(bucket_seconds)
         self.count_window = count_window
         self.breaker_consecutive_failures = breaker_consecutive_failures
@@ -340,14 +396,16 @@ class HealthBook:
             breaker = self._breakers.get(connector)
             if breaker is None:
                 breaker = self._breakers[connector] = _Breaker(self.n_buckets)
+            hl = self.evidence_half_life
             for s in segments:
+                clock = self._clocks[s] = self._clocks.get(s, 0) + 1
                 w = windows.get(s)
                 if w is None:
                     w = windows[s] = _SegmentWindow(self.n_buckets, self.count_window)
-                w.record(epoch, o, lat)
+                w.record(epoch, o, lat, clock, hl)
             if breaker.on_outcome(epoch, now, o in _TECHNICAL, self):
                 for w in windows.values():
-                    w.forgive_technical()
+                    w.forgive_technical(hl)
 
     def _window(self, connector: str, segment: str, now: float) -> _SegmentWindow | None:
         w = self._segments.get(connector, {}).get(segment)
@@ -361,13 +419,16 @@ class HealthBook:
             w = self._window(connector, segment, now)
             return HealthStats() if w is None else _stats(w)
 
-    def psp_evidence(self, connector: str, segment: str, now: float) -> tuple[int, int]:
-        """Count-window (approved, soft_route + technical + timeout), for the selector."""
-        w = self._window(connector, segment, now)
+    def psp_evidence(self, connector: str, segment: str, now: float) -> tuple[float, float]:
+        """Count-window (approved, soft_route + technical + timeout), each entry weighted by its
+        age in the segment's attempts (`evidence_half_life`), for the selector."""
+        w = self._segments.get(connector, {}).get(segment)
         if w is None:
-            return 0, 0
-        c = w.recent_counts
-        return c[0], c[4] + c[5] + c[6]
+            return 0.0, 0.0
+        return w.evidence(self._clocks.get(segment, 0), self.evidence_half_life)
+
+    def segment_clock(self, segment: str) -> int:
+        return self._clocks.get(segment, 0)
 
     def latency_p50(self, connector: str, segment: str, now: float) -> float | None:
         w = self._window(connector, segment, now)

@@ -1,7 +1,9 @@
-"""Pure-Python reference for paymux._core.Selector: same estimator, ordering and breaker rules.
+"""Pure-Python reference for paymux._core.Selector: same estimator (hierarchical posterior over the
+segment levels, on age-weighted evidence), greedy ranking by posterior-mean expected value,
+exploration decided apart from the ranking, and the same breaker rules.
 
 Its random numbers come from `random.Random`, so only greedy rankings (exploration=0, or any
-ranking whose `explored` is False) are comparable with the Rust selector draw for draw.
+ranking no exploration moved) are comparable with the Rust selector draw for draw.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from paymux.reference.health import HealthBook
 
 __all__ = ["PRIOR_STRENGTH", "Estimate", "Ranking", "Selector"]
 
-#: Prior strength (pseudo-attempts) when the chosen segment has at least `min_samples`.
+#: Strength of `prior_approval` above the coarsest level (weak: faded evidence is re-tested).
 PRIOR_STRENGTH = 2.0
 
 
@@ -43,6 +45,11 @@ class _Judged:
     retry_in: float
     drawn: bool
     probe: bool = False
+
+
+def _round_half_away(x: float) -> int:
+    """Rust's f64::round (half away from zero), for x >= 0."""
+    return math.floor(x + 0.5)
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,34 @@ class Selector:
         self.latency_penalty_per_ms = latency_penalty_per_ms
         self._rng = random.Random(seed)
 
+    def _posterior(
+        self, connector: str, segments: Sequence[str], k: float
+    ) -> tuple[float, float, int | None, int]:
+        """Beta(a, b) at the finest level, coarsest to finest, each level's prior the next
+        coarser level's mean with strength `min_samples`; the level the estimate mostly comes
+        from (finest with `min_samples` of weighted evidence, else finest with any); its
+        evidence, rounded."""
+        m = self.prior_approval
+        strength = PRIOR_STRENGTH
+        a, b = m * strength, (1.0 - m) * strength
+        enough: tuple[int, float] | None = None
+        any_: tuple[int, float] | None = None
+        for si in range(len(segments) - 1, -1, -1):
+            s, f = self.health.psp_evidence(connector, segments[si], 0.0)
+            a = m * strength + s
+            b = (1.0 - m) * strength + f
+            m = a / (a + b)
+            strength = min(k, a + b)  # a level lends at most min_samples, never more than it has
+            n = s + f
+            if n >= k:
+                enough = (si, n)
+            if n > 0.0:
+                any_ = (si, n)
+        chosen = enough or any_
+        if chosen is None:
+            return a, b, None, 0
+        return a, b, chosen[0], _round_half_away(chosen[1])
+
     def rank(
         self,
         candidates: Sequence[str],
@@ -97,44 +132,22 @@ class Selector:
             raise ValueError("a candidate is listed twice")
         book = self.health
         explore = self.exploration > 0.0 and self._rng.random() < self.exploration
-        prior = self.prior_approval
+        k = float(self.min_samples)
         with book._lock:
             raw: list[_Judged] = []
+            posteriors: list[tuple[float, float, float, float]] = []
             for ci, connector in enumerate(candidates):
-                chosen = None
-                thin = None
-                finest = 0
-                for si, segment in enumerate(segments):
-                    s, f = book.psp_evidence(connector, segment, now)
-                    n = s + f
-                    if si == 0:
-                        finest = n
-                    if n >= self.min_samples:
-                        chosen = (si, s, f)
-                        break
-                    if n > 0 and (thin is None or n > thin[1] + thin[2]):
-                        thin = (si, s, f)
-                if chosen is not None:
-                    seg: int | None
-                    seg, s, f = chosen
-                    k = PRIOR_STRENGTH
-                elif thin is not None:
-                    seg, s, f = thin
-                    k = float(self.min_samples)
-                else:
-                    seg, s, f, k = None, 0, 0, float(self.min_samples)
-                a = prior * k + s
-                b = (1.0 - prior) * k + f
-                under_explored = self.exploration > 0.0 and finest < self.min_samples
-                drawn = explore or under_explored
-                approval = self._rng.betavariate(a, b) if drawn else a / (a + b)
+                a, b, seg, samples = self._posterior(connector, segments, k)
+                approval = a / (a + b)
                 latency = 0.0
                 if seg is not None and self.latency_penalty_per_ms > 0.0:
                     latency = book.latency_p50(connector, segments[seg], now) or 0.0
                 margin = float(amount) - float(fees[ci])
-                ev = approval * margin - self.latency_penalty_per_ms * latency
+                penalty = self.latency_penalty_per_ms * latency
+                ev = approval * margin - penalty
                 state, retry_in = book.breaker_view(connector, now)
-                raw.append(_Judged(ci, approval, ev, s + f, seg, state, retry_in, drawn))
+                posteriors.append((a, b, margin, penalty))
+                raw.append(_Judged(ci, approval, ev, samples, seg, state, retry_in, False))
             admitted = []
             for e in raw:
                 if e.breaker == "closed":
@@ -152,6 +165,17 @@ class Selector:
             order = sorted(admitted, key=by_value)
         else:
             order = sorted(range(len(candidates)), key=lambda i: (raw[i].retry_in, *by_value(i)))
+        if explore and len(order) > 1 and not raw[order[0]].probe:
+            best, best_ev = 0, -math.inf
+            for pos, ci in enumerate(order):
+                a, b, margin, penalty = posteriors[ci]
+                draw = self._rng.betavariate(a, b) * margin - penalty
+                if draw > best_ev:
+                    best, best_ev = pos, draw
+            if best > 0:
+                ci = order.pop(best)
+                order.insert(0, ci)
+                raw[ci].drawn = True
         estimates = [
             Estimate(
                 connector=candidates[e.index],

@@ -112,6 +112,9 @@ class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     breaker_max_open_seconds: float = 15.0
     # Probes handed out per half-open period; 2 keeps a dead PSP's probes under 1% of traffic.
     breaker_half_open_probes: int = 2
+    # Count-window evidence halves every this many attempts recorded under its segment (by any
+    # connector): a PSP that lost a segment is re-tested and wins it back once it recovers.
+    evidence_half_life: float = 400.0
 
     def build(self) -> _core.HealthBook:
         return _core.HealthBook(**msgspec.structs.asdict(self))

@@ -4,11 +4,17 @@
 made by `paymux.routing.RoutingEngine` (rules → capability filter → priority / split / dynamic
 order, breakers). A hot reload swaps the compiled engine in one assignment and keeps its
 HealthBook, so live statistics and breaker states survive a new configuration.
+
+The routing benchmark's simulator drives this very class (`Router.for_capabilities` with a
+simulated clock): `plan` before the first attempt, `attempt_started` before every authorization,
+`observe` when the attempt's outcome is known (after the status sync of an ambiguous answer), as
+`paymux.payments.service` does. What the benchmark measures is this code path.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from paymux.connectors.base import Capabilities, Connector
@@ -77,9 +83,12 @@ class Router:
         connectors: dict[str, Connector],
         raw: dict[str, Any] | list[str] | None = None,
         version: int | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.connectors = connectors
         self.capabilities = {name: c.capabilities for name, c in connectors.items()}
+        self._clock = clock  # unix seconds; the benchmark's simulator passes its simulated clock
         if raw is None or isinstance(raw, list):  # the old signature: a default order
             raw = {"default_order": list(raw or [])}
         # (engine, raw config, version) swapped as one tuple: a reader never sees a mix.
@@ -88,6 +97,24 @@ class Router:
             raw,
             version,
         )
+
+    @classmethod
+    def for_capabilities(
+        cls,
+        capabilities: dict[str, Capabilities],
+        raw: dict[str, Any] | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> Router:
+        """A router over connectors known only by their capabilities (the benchmark's simulator:
+        the same plan / attempt_started / observe as the gateway, on a simulated clock)."""
+        router = cls.__new__(cls)
+        router.connectors = {}
+        router.capabilities = dict(capabilities)
+        router._clock = clock
+        raw = raw if raw is not None else {}
+        router._active = (compile_routing(raw, router.capabilities), raw, None)
+        return router
 
     @property
     def engine(self) -> RoutingEngine:
@@ -132,7 +159,7 @@ class Router:
                 eligible=[pinned] if ok else [],
                 excluded={} if ok else {pinned: "capability"},
             )
-        return self.engine.plan(attributes_of(payment), time.time())
+        return self.engine.plan(attributes_of(payment), self._clock())
 
     def record(self, plan: RoutePlan) -> dict[str, Any]:
         """The routing decision as stored on the payment and in its `payment.created` event."""
@@ -184,20 +211,20 @@ class Router:
             attributes_of(payment),
             outcome,
             attempt.latency_ms or 0.0,
-            time.time(),
+            self._clock(),
             attempt=attempt.seq,
         )
 
     def attempt_started(self, connector: str) -> None:
         """An authorization is about to go to ``connector``: ``[routing.stall]`` counts it as in
         flight until ``observe`` (a connector whose attempts hang is left out of plans)."""
-        self.engine.attempt_started(connector, time.time())
+        self.engine.attempt_started(connector, self._clock())
 
     def breaker_states(self) -> dict[str, str]:
-        return self.engine.breaker_states(time.time())
+        return self.engine.breaker_states(self._clock())
 
     def explain(self, attrs: PaymentAttributes) -> dict[str, Any]:
-        out = self.engine.explain(attrs, time.time())
+        out = self.engine.explain(attrs, self._clock())
         out["version"] = self.version
         out["fees_configured"] = sorted(self.engine.config.fees)
         return out

@@ -168,7 +168,8 @@ impl HealthBook {
     #[pyo3(signature = (*, window_seconds=60.0, bucket_seconds=1.0, count_window=200,
                         breaker_consecutive_failures=5, breaker_failure_rate=0.5,
                         breaker_min_volume=20, breaker_open_seconds=5.0,
-                        breaker_max_open_seconds=60.0, breaker_half_open_probes=3))]
+                        breaker_max_open_seconds=60.0, breaker_half_open_probes=3,
+                        evidence_half_life=0.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         window_seconds: f64,
@@ -180,6 +181,7 @@ impl HealthBook {
         breaker_open_seconds: f64,
         breaker_max_open_seconds: f64,
         breaker_half_open_probes: i64,
+        evidence_half_life: f64,
     ) -> PyResult<Self> {
         let cfg = HealthConfig {
             window_seconds,
@@ -200,6 +202,7 @@ impl HealthBook {
                 breaker_half_open_probes,
                 1_000_000,
             )? as u32,
+            evidence_half_life,
         };
         Ok(HealthBook {
             inner: Mutex::new(core::HealthBook::new(cfg).map_err(value_error)?),
@@ -244,6 +247,14 @@ impl HealthBook {
             .stats(connector, segment, now)
             .map_err(value_error)?;
         Ok(HealthStats { stats })
+    }
+
+    /// The selector's evidence for (connector, segment): count-window (approved, soft_route +
+    /// technical + timeout), each entry weighted by its age in the segment's attempts
+    /// (`evidence_half_life`; unweighted counts when it is 0).
+    fn psp_evidence(&self, connector: &str, segment: &str, now: f64) -> PyResult<(f64, f64)> {
+        core::check_now(now).map_err(value_error)?;
+        Ok(self.lock().psp_evidence(connector, segment, now))
     }
 
     /// "closed", "open" or "half_open" as of `now`.
