@@ -108,9 +108,11 @@ class StorageConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         elif self.backend in ("postgres", "postgresql"):
             self.backend = "postgresql"
         if self.backend == "postgresql" and not is_postgres_url(self.url):
-            raise ConfigError("[storage] backend = postgresql needs url = \"postgresql://...\"")
+            raise ConfigError('[storage] backend = postgresql needs url = "postgresql://..."')
         if self.backend not in ("sqlite", "postgresql"):
-            raise ConfigError(f"[storage] backend must be sqlite or postgresql, not {self.backend!r}")
+            raise ConfigError(
+                f"[storage] backend must be sqlite or postgresql, not {self.backend!r}"
+            )
 
 
 class VaultConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
