@@ -41,6 +41,7 @@ from paymux.api.http import SERVICE, STORE, authenticate
 from paymux.config import ProxyConfig
 from paymux.connectors.base import CardFields, Connector, ConnectorResult, PassthroughError
 from paymux.domain.ids import new_id
+from paymux.domain.outcomes import AttemptStatus, DeclineClass
 from paymux.domain.records import AttemptRecord, PaymentRecord, TokenRecord
 from paymux.observability import metrics
 from paymux.observability.logs import log, scrub_text
@@ -388,28 +389,40 @@ async def _forward(request: web.Request, connector: Connector) -> web.StreamResp
     url = connector.config.base_url.rstrip("/") + path
     if request.query_string:
         url += "?" + request.query_string
+    # In flight for stall detection, as a /v1 attempt is; `observe` (or the finally) ends it.
+    router.attempt_started(connector.name)
+    observed = False
     started = time.perf_counter()
     try:
-        async with _session(request, connector).request(
-            request.method, url, data=body or None, headers=headers, allow_redirects=False
-        ) as upstream:
-            answer = await upstream.read()
-            status, upstream_headers = upstream.status, upstream.headers
-    except (TimeoutError, aiohttp.ServerTimeoutError):
-        return _no_answer(request, connector, 504, "upstream_timeout", started)
-    except (aiohttp.ClientError, OSError, ValueError):
-        return _no_answer(request, connector, 502, "upstream_unreachable", started)
+        try:
+            async with _session(request, connector).request(
+                request.method, url, data=body or None, headers=headers, allow_redirects=False
+            ) as upstream:
+                answer = await upstream.read()
+                status, upstream_headers = upstream.status, upstream.headers
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            observed = _observe_no_answer(request, connector, merchant_id, out, "timeout", started)
+            return _no_answer(request, connector, 504, "upstream_timeout", started)
+        except (aiohttp.ClientError, OSError, ValueError):
+            observed = _observe_no_answer(
+                request, connector, merchant_id, out, "connection_error", started
+            )
+            return _no_answer(request, connector, 502, "upstream_unreachable", started)
+        finally:
+            body = b""  # the revealed PAN is not kept past the call
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        result = connector.parse_passthrough(
+            request.method, path, status, upstream_headers, answer, latency_ms
+        )
+        attempt = None
+        if result is not None:
+            attempt, payment = _observe(request, connector, merchant_id, out, result)
+            observed = True
+            # Counted by analytics and `paymux report` like /v1 traffic, marked as pass-through.
+            await request.app[SERVICE].record_passthrough(payment, attempt, result)
     finally:
-        body = b""  # the revealed PAN is not kept past the call
-    latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    result = connector.parse_passthrough(
-        request.method, path, status, upstream_headers, answer, latency_ms
-    )
-    attempt = None
-    if result is not None:
-        attempt, payment = _observe(request, connector, merchant_id, out, result)
-        # Counted by analytics and `paymux report` like /v1 traffic, marked as pass-through.
-        await request.app[SERVICE].record_passthrough(payment, attempt, result)
+        if not observed:
+            router.engine.attempt_finished(connector.name)
     log(
         "passthrough",
         connector=connector.name,
@@ -429,6 +442,29 @@ async def _forward(request: web.Request, connector: Connector) -> web.StreamResp
             response.headers.add(key, value)
     response.headers["Paymux-Connector"] = connector.name
     return response
+
+
+def _observe_no_answer(
+    request: web.Request,
+    connector: Connector,
+    merchant_id: str,
+    out: _Outgoing,
+    code: str,
+    started: float,
+) -> bool:
+    """A PSP that did not answer an authorization is what its breaker must hear about (a
+    technical outcome), as for /v1. Only requests that carried an amount count as one."""
+    if not isinstance(out.amount, int) or isinstance(out.amount, bool):
+        return False
+    result = ConnectorResult(
+        status=AttemptStatus.FAILED,
+        normalized_code=code,
+        decline_class=DeclineClass.TECHNICAL,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        ambiguous=True,
+    )
+    _observe(request, connector, merchant_id, out, result)
+    return True
 
 
 def _no_answer(
