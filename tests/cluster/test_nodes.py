@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -234,3 +235,44 @@ async def test_postgres_restarted_under_load_gives_503_then_recovers(cluster):
             status, paid, _ = await post(session, url, body(999), cluster.headers())
             assert status == 200, paid
         await agreement(cluster, session, timeout_s=30)
+
+
+async def test_the_nginx_example_balances_the_nodes(cluster, tmp_path):
+    """examples/nginx/paymux.conf as shipped, its upstream ports pointed at two of the nodes."""
+    import shutil
+    import subprocess
+
+    from tests.gateway.conftest import free_port
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx is not installed")
+    port = free_port()
+    conf = (Path(__file__).parents[2] / "examples/nginx/paymux.conf").read_text()
+    conf = conf.replace("127.0.0.1:8081", cluster.urls[0].removeprefix("http://"))
+    conf = conf.replace("127.0.0.1:8082", cluster.urls[1].removeprefix("http://"))
+    conf = conf.replace("listen 127.0.0.1:8080", f"listen 127.0.0.1:{port}")
+    (tmp_path / "nginx.conf").write_text(conf)
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped below
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    async with session.get(url + "/health") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            for i in range(6):
+                status, paid, _ = await post(
+                    session, url, body(700 + i), cluster.headers(f"ng-{i}")
+                )
+                assert status == 200 and paid["status"] == "succeeded", paid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
