@@ -21,7 +21,7 @@ import asyncio
 import decimal
 import math
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, Protocol
 
 import msgspec
@@ -58,7 +58,7 @@ class PgReportConnection:
 
     def __init__(
         self,
-        fetch: Callable[[str, list[Any]], Awaitable[list[Any]]],
+        fetch: Callable[[str, list[Any]], Coroutine[Any, Any, list[Any]]],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._fetch = fetch
@@ -67,7 +67,9 @@ class PgReportConnection:
     def execute(self, sql: str, parameters: Any = ()) -> list[tuple[Any, ...]]:
         parts = sql.split("?")
         text = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], start=1))
-        future = asyncio.run_coroutine_threadsafe(self._fetch(text, list(parameters)), self._loop)
+        future: Any = asyncio.run_coroutine_threadsafe(
+            self._fetch(text, list(parameters)), self._loop
+        )
         return [tuple(_plain(v) for v in row) for row in future.result()]
 
 
@@ -811,7 +813,7 @@ def run_report(path: str, name: str, q: AnalyticsQuery) -> dict[str, Any]:
 
 
 async def _pg_report(url: str, name: str, q: AnalyticsQuery) -> dict[str, Any]:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(url, server_settings={"jit": "off", "work_mem": "64MB"})
     try:

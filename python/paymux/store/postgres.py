@@ -26,9 +26,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
 
 from paymux.domain.records import (
@@ -56,7 +56,7 @@ from paymux.store.migrations import POSTGRESQL, migrations_for
 
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
-Conn = asyncpg.Connection
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 
 _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
@@ -376,7 +376,9 @@ class PostgresStore(Store):
             if pool is not None:
                 try:
                     await asyncio.wait_for(pool.close(), timeout=5.0)
-                except (TimeoutError, *_DOWN):
+                except BaseException as exc:  # closing a pool whose server is down
+                    if not _is_down(exc):
+                        raise
                     pool.terminate()
         self._pool = self._analytics = None
 
