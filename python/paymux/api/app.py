@@ -22,6 +22,7 @@ from paymux.api.http import (
     add_routes,
     request_context,
 )
+from paymux.api.openapi import publish_connectors
 from paymux.api.passthrough import add_passthrough_routes
 from paymux.api.redact import add_redact_routes
 from paymux.api.views import HttpAnswers
@@ -115,6 +116,7 @@ def build_gateway(
     app[KEY_CACHE] = {}
     app[IDEMPOTENCY_TTL] = config.payments.idempotency_ttl_s
     add_routes(app)
+    publish_connectors(connectors)  # the OpenAPI document names the connectors one may pin
     add_stripe_routes(app, answers)  # the drop-in modes (docs/dropin.md)
     add_passthrough_routes(app, config.proxy)
     add_redact_routes(app, config.redact_routes)

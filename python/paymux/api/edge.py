@@ -669,16 +669,6 @@ def install(app: web.Application, server: ServerConfig, limits: RateLimitConfig)
     async def drain(app: web.Application) -> None:
         await edge.drain(server.shutdown_timeout_s)
 
-    async def publish_contract(app: web.Application) -> None:
-        # The OpenAPI document names the connectors a payment may pin (known once built).
-        from paymux.api.http import SERVICE
-        from paymux.api.openapi import publish_connectors
-
-        service = app.get(SERVICE)
-        if service is not None:
-            publish_connectors(service.connectors)
-
-    app.on_startup.append(publish_contract)
     app.on_shutdown.append(drain)
     return edge
 

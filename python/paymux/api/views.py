@@ -19,6 +19,7 @@ from paymux.domain.records import (
     PaymentStatus,
     RefundRecord,
     TokenRecord,
+    merchant_metadata,
 )
 from paymux.payments.answers import Answer
 
@@ -116,7 +117,7 @@ def payment_view(payment: PaymentRecord, attempts: list[AttemptRecord]) -> schem
         connector_reference=payment.connector_reference,
         card=card_view_of(payment),
         reference=payment.reference,
-        metadata=payment.metadata,
+        metadata=merchant_metadata(payment.metadata),
         attempts=[
             schemas.AttemptView(
                 id=a.id,

@@ -21,6 +21,18 @@ class PaymentStatus(enum.StrEnum):
     CANCELED = "canceled"
 
 
+#: Metadata keys paymux keeps for itself on a payment (a drop-in front's fields that have no
+#: column): never shown to the merchant as its metadata, never sent to a PSP.
+RESERVED_METADATA_PREFIX = "paymux_"
+
+
+def merchant_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """A payment's metadata as the merchant (and its PSP) sees it: paymux's own keys left out."""
+    if not any(k.startswith(RESERVED_METADATA_PREFIX) for k in metadata):
+        return metadata
+    return {k: v for k, v in metadata.items() if not k.startswith(RESERVED_METADATA_PREFIX)}
+
+
 class Merchant(msgspec.Struct, kw_only=True):
     id: str
     name: str

@@ -39,6 +39,7 @@ from paymux.domain.records import (
     RefundRecord,
     StoredAnswer,
     TokenRecord,
+    merchant_metadata,
 )
 from paymux.failover.policy import AttemptContext, FailoverPolicy
 from paymux.observability import metrics
@@ -561,7 +562,7 @@ class PaymentService:
             merchant_reference=payment.reference,
             billing_country=payment.billing_country,
             description=description,
-            metadata=payment.metadata,
+            metadata=merchant_metadata(payment.metadata),
         )
         crashpoints.reached("authorize.during_psp")
         self.router.attempt_started(connector.name)

@@ -18,29 +18,26 @@ from paymux.api.compat_stripe import ids
 from paymux.api.compat_stripe.errors import StripeError
 from paymux.domain.errors import Refusal, RefusalKind
 from paymux.domain.records import (
+    RESERVED_METADATA_PREFIX,
     AttemptRecord,
     PaymentRecord,
     PaymentStatus,
     RefundRecord,
     TokenRecord,
+    merchant_metadata,
 )
 
 Answer = tuple[int, bytes]
 
 #: Metadata keys the Stripe front keeps for itself in a payment's metadata (PaymentRecord has no
 #: field for them): never shown in the merchant's ``metadata``, refused when a merchant sends them.
-RESERVED = "paymux_"
+RESERVED = RESERVED_METADATA_PREFIX
 LIVEMODE = "paymux_livemode"
 STATEMENT_DESCRIPTOR = "paymux_statement_descriptor"
 RETURN_URL = "paymux_return_url"
 CANCELLATION_REASON = "paymux_cancellation_reason"
 #: ``paymux_refund_<re id>``: a refund's metadata (RefundRecord has none), as JSON.
 REFUND_METADATA = "paymux_refund_"
-
-
-def merchant_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    """The merchant's own metadata: the reserved ``paymux_`` keys left out."""
-    return {k: v for k, v in metadata.items() if not k.startswith(RESERVED)}
 
 
 def reserved_metadata(metadata: dict[str, str]) -> dict[str, str]:
