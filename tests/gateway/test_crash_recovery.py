@@ -171,7 +171,7 @@ async def test_payment_interrupted_before_any_attempt_fails_and_frees_its_key(ga
         updated_at=1.0,
     )
     claim = IdempotencyClaim(
-        merchant_id="m_alpha", key="k-interrupted", request_hash="h", now=1e12, ttl_s=86400
+        merchant_id="m_alpha", key="k-interrupted", request_hash="h", now=time.time(), ttl_s=86400
     )
     await store.create_payment(payment, None, [], claim=claim)
     await recovery.run()

@@ -20,7 +20,7 @@ from paymux.config import GatewayConfig
 from paymux.connectors.base import Connector, SyncRequest
 from paymux.domain.lifecycle import Operation, Outcome, settle_attempt
 from paymux.domain.outcomes import AttemptStatus
-from paymux.domain.records import OperationRecord, PaymentStatus, RefundRecord
+from paymux.domain.records import Conflict, OperationRecord, PaymentStatus, RefundRecord
 from paymux.observability.logs import log
 from paymux.payments.answers import Answers
 from paymux.payments.effects import (
@@ -80,7 +80,6 @@ class Recovery:
                     operation_id=operation.id,
                     error_type=type(exc).__name__,
                 )
-        await self._stale_idempotency()
         return resolved
 
     async def resolve_stale(self, min_age_s: float | None = None) -> int:
@@ -91,6 +90,7 @@ class Recovery:
         every pass, so a dead node's work is taken over once that budget has passed."""
         resolved = await self._unfinished_attempts(min_age_s)
         await self._interrupted_payments(min_age_s)
+        await self._stale_idempotency(min_age_s)
         return resolved
 
     def _budget(self, connector_name: str) -> float:
@@ -200,10 +200,17 @@ class Recovery:
                 payment, (before,), [event(payment, "payment.interrupted", change=change)]
             )
 
-    async def _stale_idempotency(self) -> None:
-        """Keys whose first request never got its answer out: answer with the payment's state if
-        it reached a PSP, otherwise forget the key so the client's retry is processed afresh."""
+    async def _stale_idempotency(self, min_age_s: float | None) -> None:
+        """Keys whose first request never got its answer out (older than a payment's whole
+        budget, so not one still running on another node): answer with the payment's state if
+        it reached a PSP (provisionally while it is unsettled, so the transaction that settles
+        it replaces the answer), otherwise forget the key so the client's retry runs afresh."""
+        payments = self.config.payments
+        age = min_age_s if min_age_s is not None else payments.deadline_s + payments.sync_timeout_s
+        cutoff = time.time() - age
         for record in await self.store.stale_idempotency_records():
+            if record.created_at > cutoff:
+                continue
             payment = None
             if record.payment_id is not None:
                 payment = await self.store.get_payment(record.merchant_id, record.payment_id)
@@ -215,7 +222,12 @@ class Recovery:
                 continue
             if record.operation_id is not None:
                 continue  # an operation's key: completed by the transaction that settles it
-            status, body = self.answers.payment(
+            rendered = self.answers.payment(
                 payment.front, payment, await self.store.list_attempts(payment.id)
             )
-            await self.store.complete_idempotent(record.merchant_id, record.key, status, body)
+            try:
+                await self.store.transition_payment(
+                    payment, (payment.status,), [], payment_answer(payment, rendered)
+                )
+            except Conflict:
+                continue  # it moved on meanwhile: the transaction that moved it answered the key

@@ -266,6 +266,12 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             "ALTER TABLE payments ADD COLUMN front TEXT NOT NULL DEFAULT 'v1'",
             "ALTER TABLE refunds ADD COLUMN front TEXT NOT NULL DEFAULT 'v1'",
             "ALTER TABLE payments ADD COLUMN description TEXT",
+            # Every reconciler pass looks for keys left in progress and payments left in flight:
+            # partial indexes keep both reads to the few rows they are about.
+            "CREATE INDEX idempotency_in_progress ON idempotency (created_at) "
+            "WHERE status = 'in_progress'",
+            "CREATE INDEX payments_unsettled ON payments (status) "
+            "WHERE status IN ('processing', 'requires_action', 'capturing', 'canceling')",
         ],
     ),
 ]

@@ -120,6 +120,8 @@ _DOWN: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,  # class 57: shutting down, starting up, crash recovery
     asyncpg.TooManyConnectionsError,
     asyncpg.QueryCanceledError,  # statement_timeout: the database is overloaded
+    # A connection that broke mid-protocol (the server restarted under it) surfaces as one.
+    asyncpg.InternalClientError,
 )
 _RETRY = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _TX_ATTEMPTS = 3
