@@ -35,8 +35,9 @@ async def create(
     config_path: str | None, merchant_id: str, mode: str, shape: str = "paymux"
 ) -> str:
     config = load_config(config_path)
-    # A fresh directory: the data folder is created, as `paymux serve` does.
-    os.makedirs(os.path.dirname(config.storage.path) or ".", exist_ok=True)
+    if config.storage.backend == "sqlite":
+        # A fresh directory: the data folder is created, as `paymux serve` does.
+        os.makedirs(os.path.dirname(config.storage.path) or ".", exist_ok=True)
     store = open_store(config)
     await store.open()
     try:
@@ -56,7 +57,7 @@ class NoStore(Exception):
 
 async def list_keys(config_path: str | None, merchant_id: str) -> list[ApiKey]:
     config = load_config(config_path)
-    if not os.path.exists(config.storage.path):
+    if config.storage.backend == "sqlite" and not os.path.exists(config.storage.path):
         raise NoStore(
             f"no store at {config.storage.path} yet: create a key first "
             "(paymux keys create --merchant M) or pass --config"

@@ -18,7 +18,7 @@ from typing import Any
 
 from paymux.analytics.queries import DIMENSIONS, AnalyticsQuery, run_report
 from paymux.api.analytics_params import parse_duration
-from paymux.config import ConfigError, load_config
+from paymux.config import ConfigError, is_postgres_url, load_config
 from paymux.domain.money import exponent
 
 SECTIONS = ("approvals", "declines", "failover", "latency", "fees")
@@ -231,12 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         config = load_config(args.config)
-        db = args.db or config.storage.path
+        db = args.db or config.storage.url or config.storage.path
         query = build_query(args, time.time())
     except (ConfigError, ValueError) as exc:
         print(f"paymux report: {exc}", file=sys.stderr)
         return 2
-    if not Path(db).is_file():
+    if not is_postgres_url(db) and not Path(db).is_file():
         print(f"paymux report: no store at {db} (pass --config or --db)", file=sys.stderr)
         return 1
     sections = SECTIONS
