@@ -268,10 +268,14 @@ MIGRATIONS: list[tuple[int, list[Statement]]] = [
             "ALTER TABLE payments ADD COLUMN description TEXT",
             # Every reconciler pass looks for keys left in progress and payments left in flight:
             # partial indexes keep both reads to the few rows they are about.
-            "CREATE INDEX idempotency_in_progress ON idempotency (created_at) "
-            "WHERE status = 'in_progress'",
-            "CREATE INDEX payments_unsettled ON payments (status) "
-            "WHERE status IN ('processing', 'requires_action', 'capturing', 'canceling')",
+            (
+                "CREATE INDEX idempotency_in_progress ON idempotency (created_at) "
+                "WHERE status = 'in_progress'"
+            ),
+            (
+                "CREATE INDEX payments_unsettled ON payments (status) "
+                "WHERE status IN ('processing', 'requires_action', 'capturing', 'canceling')"
+            ),
         ],
     ),
 ]

@@ -53,6 +53,7 @@ from paymux.domain.records import (
 )
 from paymux.store.base import Store, StoreUnavailable
 from paymux.store.migrations import POSTGRESQL, migrations_for
+from paymux.store.rows import FIXED_AT_INSERT, JSON_COLUMNS, to_row
 
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
@@ -65,52 +66,6 @@ _json_decode = msgspec.json.decode
 MIGRATION_LOCK = 0x7061796D75780001
 ROUTING_LOCK = 0x7061796D75780002
 
-# Columns stored as JSON text (as in the SQLite store).
-_JSON_COLUMNS = frozenset({"metadata", "error", "routing", "data"})
-
-# Columns a row never changes after its insert: an UPDATE leaves them out of its SET list (the
-# same sets as the SQLite store's; confirm_payment writes the card columns itself). Here it also
-# keeps updates HOT when no indexed column changes.
-_FIXED_AT_INSERT = {
-    "attempts": frozenset(
-        {
-            "id",
-            "payment_id",
-            "merchant_id",
-            "seq",
-            "connector",
-            "reference",
-            "amount",
-            "currency",
-            "fee",
-            "card_brand",
-            "card_bin",
-            "billing_country",
-            "created_at",
-        }
-    ),
-    "payments": frozenset(
-        {
-            "id",
-            "merchant_id",
-            "amount",
-            "currency",
-            "capture_method",
-            "token_id",
-            "card_brand",
-            "card_bin",
-            "card_last4",
-            "card_exp_month",
-            "card_exp_year",
-            "billing_country",
-            "reference",
-            "metadata",
-            "routing",
-            "front",
-            "created_at",
-        }
-    ),
-}
 
 #: What "the database cannot be reached" looks like to asyncpg.
 _DOWN: tuple[type[BaseException], ...] = (
@@ -134,18 +89,6 @@ def _is_down(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "clos" in str(exc)
 
 
-def _to_row(record: msgspec.Struct) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for name in record.__struct_fields__:
-        value = getattr(record, name)
-        if name in _JSON_COLUMNS:
-            value = None if value is None else _json_encode(value).decode()
-        elif isinstance(value, bool):
-            value = int(value)
-        row[name] = value
-    return row
-
-
 def _from_record(cls: type[S], rec: asyncpg.Record) -> S:
     values: dict[str, Any] = {}
     for name in cls.__struct_fields__:
@@ -153,7 +96,7 @@ def _from_record(cls: type[S], rec: asyncpg.Record) -> S:
             value = rec[name]
         except KeyError:
             continue
-        if name in _JSON_COLUMNS and value is not None:
+        if name in JSON_COLUMNS and value is not None:
             value = _json_decode(value)
         values[name] = value
     return msgspec.convert(values, cls, strict=False)
@@ -172,7 +115,7 @@ _SQL: dict[tuple[str, str, tuple[str, ...], str], str] = {}
 
 
 async def _insert(conn: Conn, table: str, record: msgspec.Struct) -> None:
-    row = _to_row(record)
+    row = to_row(record)
     if "id" in row and row["id"] is None:  # identity ids (events)
         del row["id"]
     key = ("insert", table, tuple(row), "")
@@ -193,8 +136,8 @@ async def _insert_events(conn: Conn, events: list[EventRecord]) -> None:
 
 
 async def _update(conn: Conn, table: str, record: msgspec.Struct, where: str = "") -> int:
-    row = _to_row(record)
-    fixed = _FIXED_AT_INSERT.get(table, frozenset({"id"}))
+    row = to_row(record)
+    fixed = FIXED_AT_INSERT.get(table, frozenset({"id"}))
     cols = [c for c in row if c != "id" and c not in fixed]
     key = ("update", table, tuple(row), where)
     sql = _SQL.get(key)
@@ -995,7 +938,7 @@ class PostgresStore(Store):
     # the reconciler's watch list
 
     async def watch_attempt(self, watch: ReconcileWatch) -> None:
-        row = _to_row(watch)
+        row = to_row(watch)
         cols = list(row)
         sql = (
             f"INSERT INTO reconcile_watch ({', '.join(cols)}) VALUES "

@@ -40,6 +40,7 @@ from paymux.domain.records import (
 )
 from paymux.store.base import Store
 from paymux.store.migrations import SQLITE, migrations_for
+from paymux.store.rows import FIXED_AT_INSERT, JSON_COLUMNS, to_row
 
 T = TypeVar("T")
 S = TypeVar("S", bound=msgspec.Struct)
@@ -49,22 +50,9 @@ _json_encode = msgspec.json.encode
 _json_decode = msgspec.json.decode
 
 # Columns stored as JSON text.
-_JSON_COLUMNS = frozenset({"metadata", "error", "routing", "data"})
 _MAX_BATCH = 256
 _CHECKPOINT_EVERY_S = 1.0
 _BACKSTOP_CHECKPOINT_PAGES = 10_000  # ~40 MB of WAL
-
-
-def _to_row(record: msgspec.Struct) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for name in record.__struct_fields__:
-        value = getattr(record, name)
-        if name in _JSON_COLUMNS:
-            value = None if value is None else _json_encode(value).decode()
-        elif isinstance(value, bool):
-            value = int(value)
-        row[name] = value
-    return row
 
 
 def _from_row(cls: type[S], row: sqlite3.Row) -> S:
@@ -74,7 +62,7 @@ def _from_row(cls: type[S], row: sqlite3.Row) -> S:
         if name not in keys:
             continue
         value = row[name]
-        if name in _JSON_COLUMNS and value is not None:
+        if name in JSON_COLUMNS and value is not None:
             value = _json_decode(value)
         values[name] = value
     return msgspec.convert(values, cls, strict=False)
@@ -85,7 +73,7 @@ _SQL: dict[tuple[str, str, tuple[str, ...], str], str] = {}
 
 
 def _insert(conn: sqlite3.Connection, table: str, record: msgspec.Struct) -> None:
-    row = _to_row(record)
+    row = to_row(record)
     if row.get("id", 0) is None:  # autoincrement ids
         del row["id"]
     key = ("insert", table, tuple(row), "")
@@ -97,57 +85,12 @@ def _insert(conn: sqlite3.Connection, table: str, record: msgspec.Struct) -> Non
     conn.execute(sql, row)
 
 
-# Columns a row never changes after its insert. An UPDATE leaves them out of its SET list, so
-# SQLite skips the indexes made only of them (attempts by time and connector, payments by
-# merchant and time) instead of rewriting their entries on every state change.
-_FIXED_AT_INSERT = {
-    "attempts": frozenset(
-        {
-            "id",
-            "payment_id",
-            "merchant_id",
-            "seq",
-            "connector",
-            "reference",
-            "amount",
-            "currency",
-            "fee",
-            "card_brand",
-            "card_bin",
-            "billing_country",
-            "created_at",
-        }
-    ),
-    "payments": frozenset(
-        {
-            "id",
-            "merchant_id",
-            "amount",
-            "currency",
-            "capture_method",
-            "token_id",
-            "card_brand",
-            "card_bin",
-            "card_last4",
-            "card_exp_month",
-            "card_exp_year",
-            "billing_country",
-            "reference",
-            "metadata",
-            "routing",
-            "front",
-            "created_at",
-        }
-    ),
-}
-
-
 def _update(conn: sqlite3.Connection, table: str, record: msgspec.Struct, where: str = "") -> int:
-    row = _to_row(record)
+    row = to_row(record)
     key = ("update", table, tuple(row), where)
     sql = _SQL.get(key)
     if sql is None:
-        fixed = _FIXED_AT_INSERT.get(table, frozenset({"id"}))
+        fixed = FIXED_AT_INSERT.get(table, frozenset({"id"}))
         sets = ", ".join(f"{c} = :{c}" for c in row if c != "id" and c not in fixed)
         sql = _SQL[key] = f"UPDATE {table} SET {sets} WHERE id = :id {where}"
     cur = conn.execute(sql, row)
@@ -497,7 +440,7 @@ class SqliteStore(Store):
                 "INSERT OR IGNORE INTO api_keys (id, merchant_id, key_hash, prefix, mode, "
                 "created_at, revoked_at) VALUES (:id, :merchant_id, :key_hash, :prefix, "
                 ":mode, :created_at, :revoked_at)",
-                _to_row(key),
+                to_row(key),
             )
 
         await self._write(op)
@@ -993,7 +936,7 @@ class SqliteStore(Store):
 
     async def watch_attempt(self, watch: ReconcileWatch) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            row = _to_row(watch)
+            row = to_row(watch)
             conn.execute(
                 "INSERT OR REPLACE INTO reconcile_watch ("
                 + ", ".join(row)
