@@ -61,19 +61,12 @@ PART = 1500
 DURING_LATENCY_MS = 400  # the kill comes 50 ms after the request left: the PSP is still on it
 SETTLE_S = 20.0
 
-def _marks(op: str, psp: str) -> list[pytest.MarkDecorator]:
-    # (A partial capture on Adyen once left the rest held at the PSP while paymux said it was
-    # released; the sandbox now follows Adyen's default: the unclaimed rest is cancelled.)
-    return []
-
-
 CASES = [
     pytest.param(
         op,
         point,
         PSPS[(i + j) % 3],
         id=f"{op}-{point}-{PSPS[(i + j) % 3]}",
-        marks=_marks(op, PSPS[(i + j) % 3]),
     )
     for i, op in enumerate(OPERATIONS)
     for j, point in enumerate(POINTS)

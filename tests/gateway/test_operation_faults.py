@@ -64,12 +64,8 @@ SETTLE_S = 15.0
 # escaped as an HTTP 500 until operations.py learnt to answer with what was committed.
 
 
-def _marks(op: str, fault: str, psp: str) -> list[pytest.MarkDecorator]:
-    return []
-
-
 CASES = [
-    pytest.param(op, fault, psp, id=f"{op}-{fault}-{psp}", marks=_marks(op, fault, psp))
+    pytest.param(op, fault, psp, id=f"{op}-{fault}-{psp}")
     for psp in PSPS
     for op in OPERATIONS
     for fault in FAULTS
