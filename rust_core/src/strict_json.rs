@@ -325,13 +325,22 @@ mod tests {
     #[test]
     fn finds_duplicates_at_any_depth_with_their_path() {
         assert_eq!(check(br#"{"amount": 1, "currency": "EUR"}"#), Ok(()));
-        assert_eq!(dup(r#"{"amount": 1, "amount": 100000}"#).as_deref(), Some("amount"));
+        assert_eq!(
+            dup(r#"{"amount": 1, "amount": 100000}"#).as_deref(),
+            Some("amount")
+        );
         assert_eq!(
             dup(r#"{"payment_method": {"card": {"number": "1", "number": "2"}}}"#).as_deref(),
             Some("payment_method.card.number")
         );
-        assert_eq!(dup(r#"[{"a": 1}, {"b": 1, "b": 2}]"#).as_deref(), Some("1.b"));
-        assert_eq!(dup(r#"{"\u0061mount": 1, "amount": 2}"#).as_deref(), Some("amount"));
+        assert_eq!(
+            dup(r#"[{"a": 1}, {"b": 1, "b": 2}]"#).as_deref(),
+            Some("1.b")
+        );
+        assert_eq!(
+            dup(r#"{"\u0061mount": 1, "amount": 2}"#).as_deref(),
+            Some("amount")
+        );
         assert_eq!(dup(r#"{"a": {"x": 1}, "b": {"x": 1}}"#), None);
         let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\": {i}")).collect();
         let body = format!("{{{}, \"k7\": 0}}", many.join(", "));

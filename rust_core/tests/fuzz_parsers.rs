@@ -17,11 +17,33 @@ fn cases() -> u32 {
 
 fn value() -> impl Strategy<Value = Value> {
     let names = prop_oneof![
-        Just("rules"), Just("default"), Just("name"), Just("priority"), Just("when"),
-        Just("then"), Just("connectors"), Just("strategy"), Just("weights"), Just("currency"),
-        Just("brand"), Just("bin"), Just("amount"), Just("gte"), Just("lt"), Just("country"),
-        Just("metadata"), Just("time"), Just("days"), Just("utc_offset_minutes"), Just("split"),
-        Just("priority"), Just("dynamic"), Just("stripe"), Just("adyen"), Just("EUR"), Just("x"),
+        Just("rules"),
+        Just("default"),
+        Just("name"),
+        Just("priority"),
+        Just("when"),
+        Just("then"),
+        Just("connectors"),
+        Just("strategy"),
+        Just("weights"),
+        Just("currency"),
+        Just("brand"),
+        Just("bin"),
+        Just("amount"),
+        Just("gte"),
+        Just("lt"),
+        Just("country"),
+        Just("metadata"),
+        Just("time"),
+        Just("days"),
+        Just("utc_offset_minutes"),
+        Just("split"),
+        Just("priority"),
+        Just("dynamic"),
+        Just("stripe"),
+        Just("adyen"),
+        Just("EUR"),
+        Just("x"),
     ]
     .prop_map(str::to_owned);
     let leaf = prop_oneof![

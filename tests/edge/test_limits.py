@@ -150,8 +150,10 @@ async def test_malformed_framing_gets_400_json(edge_gw):
     for bad in (
         b"GET /health HTTP/1.1\r\nHost: gw\r\nBad Header\r\n\r\n",
         b"NOT-HTTP\x00\x01\r\n\r\n",
-        (b"POST /v1/payments HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n"),
+        (
+            b"POST /v1/payments HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        ),
     ):
         raw = await Raw.open(edge_gw.port)
         await raw.send(bad)

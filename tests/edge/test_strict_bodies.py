@@ -36,8 +36,10 @@ async def _post(gw, path: str, data: bytes, ctype: str | None = "application/jso
             "amount",
         ),
         (
-            ('{"amount": 1000, "currency": "EUR", "payment_method": {"card": {"number": '
-            '"4242424242424242", "number": "4000000000000002", "exp_month": 12, "exp_year": 2034}}}'),
+            (
+                '{"amount": 1000, "currency": "EUR", "payment_method": {"card": {"number": '
+                '"4242424242424242", "number": "4000000000000002", "exp_month": 12, "exp_year": 2034}}}'
+            ),
             "payment_method.card.number",
         ),
         (

@@ -514,6 +514,7 @@ def _billing(found: dict[str, Any]) -> commands.BillingInput | None:
     if len(country) != 2 or not country.isalpha():
         raise StripeError.invalid("parameter_invalid", f"Invalid country: {country}"[:80],
                                   "payment_method_data[billing_details][address][country]")  # fmt: skip
+    assert isinstance(address, dict)  # a country came from it
     return commands.BillingInput(country=country.upper(), postal_code=address.get("postal_code"))
 
 
@@ -631,9 +632,9 @@ def _create_command(
         render.STATEMENT_DESCRIPTOR: _descriptor(found),
         render.RETURN_URL: _return_url(found),
     }
-    kept = {k: v for k, v in kept.items() if v is not None}
-    if kept:
-        command.metadata = {**command.metadata, **kept}
+    present: dict[str, str] = {k: v for k, v in kept.items() if v is not None}
+    if present:
+        command.metadata = {**command.metadata, **present}
     return command
 
 
